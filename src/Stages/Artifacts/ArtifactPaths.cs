@@ -1,0 +1,31 @@
+namespace Pipeline.Stages.Artifacts;
+
+/// <summary>The one artifact layout (DESIGN.md): <c>runs/{runId}/{stageKind}-{stageKey8}/{file}</c>.</summary>
+public static class ArtifactPaths
+{
+    public static string StageFolder(long runId, string stageKind, string contentKey) =>
+        $"runs/{runId}/{stageKind}-{contentKey[..8]}/";
+
+    /// <summary>Validates a store-relative path: no rooting, no '..', no backslashes, no empty segments.</summary>
+    public static string Check(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path) || path.StartsWith('/') || path.Contains('\\') ||
+            path.Split('/').Any(s => s is "" or "." or ".."))
+        {
+            throw new ArgumentException($"'{path}' is not a valid artifact path (relative, '/'-separated, no '..').", nameof(path));
+        }
+        return path;
+    }
+
+    public static string MediaTypeFor(string fileName) => Path.GetExtension(fileName).ToLowerInvariant() switch
+    {
+        ".json" => "application/json",
+        ".tar" => "application/x-tar",
+        ".png" => "image/png",
+        ".svg" => "image/svg+xml",
+        ".csv" => "text/csv",
+        ".txt" or ".log" => "text/plain",
+        ".safetensors" => "application/octet-stream",
+        _ => "application/octet-stream",
+    };
+}

@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Logging;
+using Pipeline.Stages.Artifacts;
+
+namespace Pipeline.Stages.Execution;
+
+/// <summary>
+/// Everything a stage handler may touch outside its parameters: its identity, its inputs (the artifacts of the stages
+/// it depends on, by stage name), the artifact store, its output folder, progress, and a logger.
+/// </summary>
+public sealed class StageContext
+{
+    private readonly List<ArtifactInfo> _outputs = [];
+
+    public required long RunId { get; init; }
+    public required long StageId { get; init; }
+    public required string StageName { get; init; }
+    public required int Attempt { get; init; }
+    public required IArtifactStore Store { get; init; }
+
+    /// <summary>Store-relative folder the stage's outputs go to, ending in '/'.</summary>
+    public required string OutputFolder { get; init; }
+
+    public required IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> Inputs { get; init; }
+    public required IStageProgress Progress { get; init; }
+    public required ILogger Logger { get; init; }
+
+    /// <summary>Local scratch folder for this attempt; the engine deletes it afterwards.</summary>
+    public required string ScratchFolder { get; init; }
+
+    public IReadOnlyList<ArtifactInfo> Outputs
+    {
+        get { lock (_outputs) return _outputs.ToList(); }
+    }
+
+    /// <summary>Writes one output file (atomically, see <see cref="IArtifactStore.PutAsync"/>) and records it.</summary>
+    public async Task<ArtifactInfo> WriteOutputAsync(string fileName, Stream content, CancellationToken ct)
+    {
+        var info = await Store.PutAsync(ArtifactPaths.Check(OutputFolder + fileName), content, ArtifactPaths.MediaTypeFor(fileName), ct);
+        lock (_outputs)
+        {
+            _outputs.RemoveAll(a => a.Path == info.Path);
+            _outputs.Add(info);
+        }
+        return info;
+    }
+
+    /// <summary>The single input artifact named <paramref name="fileName"/> among all inputs, or a clear error.</summary>
+    public ArtifactInfo RequireInput(string fileName)
+    {
+        var matches = Inputs.Values.SelectMany(a => a).Where(a => a.Path.EndsWith("/" + fileName, StringComparison.Ordinal)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new StageInputException($"Stage '{StageName}' needs an input '{fileName}', but none of its dependencies ({string.Join(", ", Inputs.Keys)}) produced one. Add a dependency on a stage that writes it."),
+            _ => throw new StageInputException($"Stage '{StageName}' found {matches.Count} inputs named '{fileName}' ({string.Join(", ", matches.Select(m => m.Path))}); depend on only one stage that writes it."),
+        };
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+using Mediator;
+
+namespace Pipeline.Stages.Execution;
+
+/// <summary>
+/// A stage is a mediator request: its parameters (deserialised from the RunSpec) plus the <see cref="StageContext"/>
+/// the engine hands it. Its handler does the science; the engine decides where and when it runs.
+/// </summary>
+public interface IStageRequest : IRequest<StageResult>
+{
+    StageContext Context { get; }
+}
+
+/// <summary>Names a stage kind, its Hangfire queue, and the code version that goes into its content key.</summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class StageAttribute(string kind, string queue, int version) : Attribute
+{
+    public string Kind { get; } = kind;
+    public string Queue { get; } = queue;
+
+    /// <summary>Bump when the stage's output for the same inputs changes: it invalidates cached results.</summary>
+    public int Version { get; } = version;
+}
+
+/// <summary>The queues stages run on (DESIGN.md): GPU work, CPU work, and the engine's own bookkeeping.</summary>
+public static class StageQueues
+{
+    public const string Gpu = "gpu";
+    public const string Cpu = "cpu";
+    public const string Default = "default";
+    public static readonly IReadOnlyList<string> All = [Gpu, Cpu, Default];
+}
+
+/// <summary>Stage parameters validate themselves; each error names the field (relative to <c>params</c>) and the fix.</summary>
+public interface IStageParams
+{
+    IEnumerable<ValidationError> Validate();
+}
+
+public sealed record ValidationError(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+/// <summary>What a finished stage leaves: its committed artifacts and a small JSON summary for `runs show`.</summary>
+public sealed record StageResult(IReadOnlyList<Artifacts.ArtifactInfo> Artifacts, JsonObject? Summary = null);
+
+/// <summary>A stage failed because of its input or parameters (not a bug, not a crash): the message says the fix.</summary>
+public sealed class StageInputException(string message) : Exception(message);
+
+/// <summary>Where a running stage reports progress and metrics; the engine stores them, rate-limited.</summary>
+public interface IStageProgress
+{
+    /// <summary>Fraction done in [0, 1] and an optional short status ("train 3/8 shards").</summary>
+    void Report(double fraction, string? message = null);
+
+    /// <summary>A named metric value (loss, images/s, …) at an optional step.</summary>
+    void Metric(string name, double value, long? step = null);
+}
