@@ -1,1 +1,1 @@
-return 0;
+return await Pipeline.Jobs.Cli.Commands.InvokeAsync(args);

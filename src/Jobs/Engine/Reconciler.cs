@@ -1,0 +1,101 @@
+using Hangfire;
+using Hangfire.States;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pipeline.Jobs.Hosting;
+using Pipeline.Jobs.RunStore;
+
+namespace Pipeline.Jobs.Engine;
+
+/// <summary>
+/// Repairs what a crash can leave behind, in every worker process on a timer: running stages whose heartbeat stopped
+/// (killed worker, lost VM) get a new attempt; queued stages whose Hangfire job is gone (in-memory storage after a
+/// restart, a job deleted by hand) get a new job; pending stages whose dependencies are done (a crash between recording
+/// a success and promoting) get queued. Each repair is a conditional update, so several reconcilers never double it.
+/// </summary>
+public sealed class Reconciler(
+    IDbContextFactory<RunStoreContext> dbs,
+    StageEngine engine,
+    JobStorage storage,
+    IOptions<PipelineOptions> options,
+    ILogger<Reconciler> log) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ReconcileOnceAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogWarning(e, "Reconciliation pass failed; trying again in {Interval}", options.Value.ReconcileInterval);
+            }
+            try
+            {
+                await Task.Delay(options.Value.ReconcileInterval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One pass; returns how many stages it repaired.</summary>
+    public async Task<int> ReconcileOnceAsync(CancellationToken ct)
+    {
+        var repaired = 0;
+        var now = DateTime.UtcNow;
+        await using var db = await dbs.CreateDbContextAsync(ct);
+
+        var staleBefore = now - options.Value.HeartbeatTimeout;
+        var stale = await db.Stages.AsNoTracking()
+            .Where(s => s.Status == StageStatus.Running && s.HeartbeatAt < staleBefore)
+            .Select(s => new { s.Id, s.Attempt, s.Worker, s.HeartbeatAt, s.CancelRequested }).ToListAsync(ct);
+        foreach (var s in stale)
+        {
+            var target = s.CancelRequested ? StageStatus.Cancelled : StageStatus.Queued;
+            var reason = $"worker {s.Worker} lost: no heartbeat since {s.HeartbeatAt:O}";
+            if (!await StageEngine.TryTransitionAsync(db, s.Id, s.Attempt, StageStatus.Running, target, reason,
+                    x => x.SetProperty(y => y.Attempt, y => y.Attempt + 1).SetProperty(y => y.Worker, (string?)null)
+                          .SetProperty(y => y.JobId, (string?)null).SetProperty(y => y.QueuedAt, now), ct: ct))
+            {
+                continue;
+            }
+            log.LogWarning("Stage {StageId}: {Reason}; {Action}", s.Id, reason, target == StageStatus.Queued ? "re-queued as a new attempt" : "cancelled as requested");
+            if (target == StageStatus.Queued) await engine.EnqueueAsync(s.Id, ct);
+            repaired++;
+        }
+
+        var graceBefore = now - options.Value.ReconcileInterval;
+        var queued = await db.Stages.AsNoTracking().Where(s => s.Status == StageStatus.Queued)
+            .Select(s => new { s.Id, s.JobId, s.QueuedAt }).ToListAsync(ct);
+        foreach (var s in queued)
+        {
+            if (s.JobId is null ? s.QueuedAt >= graceBefore : JobIsAlive(s.JobId)) continue;
+            var rows = await db.Stages.Where(x => x.Id == s.Id && x.Status == StageStatus.Queued && x.JobId == s.JobId)
+                .ExecuteUpdateAsync(x => x.SetProperty(y => y.JobId, "reconciling"), ct);
+            if (rows == 0) continue;
+            log.LogWarning("Stage {StageId} was queued but its job {JobId} is gone; enqueuing it again", s.Id, s.JobId ?? "(none)");
+            await db.Stages.Where(x => x.Id == s.Id).ExecuteUpdateAsync(x => x.SetProperty(y => y.JobId, (string?)null), ct);
+            await engine.EnqueueAsync(s.Id, ct);
+            repaired++;
+        }
+
+        var runs = await StageEngine.ReadyStages(db).Select(s => s.RunId).Distinct().ToListAsync(ct);
+        foreach (var runId in runs) repaired += await engine.PromoteReadyAsync(runId, ct);
+        return repaired;
+    }
+
+    private bool JobIsAlive(string jobId)
+    {
+        if (jobId == "reconciling") return false;
+        using var connection = storage.GetConnection();
+        var job = connection.GetJobData(jobId);
+        return job is not null && job.State != DeletedState.StateName && job.State != SucceededState.StateName && job.State != FailedState.StateName;
+    }
+}

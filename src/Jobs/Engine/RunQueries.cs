@@ -1,0 +1,61 @@
+using Microsoft.EntityFrameworkCore;
+using Pipeline.Jobs.RunStore;
+
+namespace Pipeline.Jobs.Engine;
+
+/// <summary>Read models of runs, shared by the CLI (text and --json) and the web API.</summary>
+public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs)
+{
+    public async Task<IReadOnlyList<RunSummary>> ListAsync(int limit, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var runs = await db.Runs.AsNoTracking().OrderByDescending(r => r.Id).Take(limit).ToListAsync(ct);
+        var ids = runs.Select(r => r.Id).ToList();
+        var counts = await db.Stages.Where(s => ids.Contains(s.RunId)).GroupBy(s => s.RunId)
+            .Select(g => new { RunId = g.Key, Total = g.Count(), Done = g.Count(s => s.Status == StageStatus.Succeeded || s.Status == StageStatus.Cached) })
+            .ToDictionaryAsync(x => x.RunId, ct);
+        return [.. runs.Select(r => new RunSummary(r.Id, r.Name, r.Preset, r.Status, r.CreatedAt, r.FinishedAt,
+            counts.TryGetValue(r.Id, out var c) ? c.Total : 0, counts.TryGetValue(r.Id, out c) ? c.Done : 0))];
+    }
+
+    public async Task<long> RunOfStageAsync(long stageId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await db.Stages.Where(s => s.Id == stageId).Select(s => (long?)s.RunId).SingleOrDefaultAsync(ct)
+            ?? throw new EngineException($"Stage {stageId} does not exist.");
+    }
+
+    public async Task<RunDetail?> GetAsync(long runId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null) return null;
+        var stages = await db.Stages.AsNoTracking().Where(s => s.RunId == runId).Include(s => s.DependsOn).ThenInclude(d => d.DependsOnStage)
+            .OrderBy(s => s.Id).ToListAsync(ct);
+        var artifacts = await db.Artifacts.AsNoTracking().Where(a => a.RunId == runId).OrderBy(a => a.Path).ToListAsync(ct);
+        var history = await db.StageTransitions.AsNoTracking().Where(t => stages.Select(s => s.Id).Contains(t.StageId)).OrderBy(t => t.Id).ToListAsync(ct);
+        return new RunDetail(run.Id, run.Name, run.Preset, run.Status, run.CreatedAt, run.FinishedAt, run.NoCache,
+            [.. stages.Select(s => new StageDetail(
+                s.Id, s.Name, s.Kind, s.Queue, s.Status, s.Attempt, s.Progress, s.ProgressMessage, s.Worker, s.ContentKey, s.CachedFromStageId,
+                s.Error, s.StartedAt, s.FinishedAt, s.HeartbeatAt, [.. s.DependsOn.Select(d => d.DependsOnStage!.Name)],
+                s.SummaryJson is null ? null : System.Text.Json.Nodes.JsonNode.Parse(s.SummaryJson),
+                [.. artifacts.Where(a => a.StageId == s.Id).Select(a => new ArtifactView(a.Id, a.Path, a.Bytes, a.Sha256, a.MediaType, a.Uri))],
+                [.. history.Where(h => h.StageId == s.Id).Select(h => new TransitionView(h.Attempt, h.From, h.To, h.At, h.Reason))]))]);
+    }
+}
+
+public sealed record RunSummary(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, int Stages, int StagesDone);
+
+public sealed record RunDetail(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, bool NoCache, IReadOnlyList<StageDetail> Stages)
+{
+    public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled;
+}
+
+public sealed record StageDetail(
+    long Id, string Name, string Kind, string Queue, StageStatus Status, int Attempt, double Progress, string? ProgressMessage, string? Worker,
+    string? ContentKey, long? CachedFromStageId, string? Error, DateTime? StartedAt, DateTime? FinishedAt, DateTime? HeartbeatAt,
+    IReadOnlyList<string> DependsOn, System.Text.Json.Nodes.JsonNode? Summary, IReadOnlyList<ArtifactView> Artifacts, IReadOnlyList<TransitionView> History);
+
+public sealed record ArtifactView(long Id, string Path, long Bytes, string Sha256, string MediaType, string Uri);
+
+public sealed record TransitionView(int Attempt, StageStatus? From, StageStatus To, DateTime At, string Reason);

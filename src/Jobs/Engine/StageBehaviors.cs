@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using Mediator;
+using Microsoft.Extensions.Logging;
+using Pipeline.Stages.Execution;
+
+namespace Pipeline.Jobs.Engine;
+
+/// <summary>
+/// Wraps every stage request: puts RunId/StageId/StageName/Attempt into the log context for everything the handler
+/// logs, logs start and end, reports progress 0 and 1, and records the stage's wall time as a metric.
+/// </summary>
+public sealed class StageLoggingBehavior<TMessage, TResponse>(ILogger<StageLoggingBehavior<TMessage, TResponse>> log)
+    : IPipelineBehavior<TMessage, TResponse> where TMessage : notnull, IMessage
+{
+    public async ValueTask<TResponse> Handle(TMessage message, MessageHandlerDelegate<TMessage, TResponse> next, CancellationToken cancellationToken)
+    {
+        if (message is not IStageRequest { Context: var ctx }) return await next(message, cancellationToken);
+        using var scope = log.BeginScope(new Dictionary<string, object>
+        {
+            ["RunId"] = ctx.RunId, ["StageId"] = ctx.StageId, ["StageName"] = ctx.StageName, ["Attempt"] = ctx.Attempt,
+        });
+        var kind = message.GetType().Name;
+        log.LogInformation("Stage {StageName} ({Kind}) attempt {Attempt} started", ctx.StageName, kind, ctx.Attempt);
+        ctx.Progress.Report(0, "started");
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var response = await next(message, cancellationToken);
+            ctx.Progress.Report(1, "done");
+            ctx.Progress.Metric("stage.seconds", clock.Elapsed.TotalSeconds);
+            log.LogInformation("Stage {StageName} ({Kind}) succeeded in {Seconds:F1} s", ctx.StageName, kind, clock.Elapsed.TotalSeconds);
+            return response;
+        }
+        catch (OperationCanceledException)
+        {
+            log.LogWarning("Stage {StageName} ({Kind}) stopped after {Seconds:F1} s: cancelled", ctx.StageName, kind, clock.Elapsed.TotalSeconds);
+            throw;
+        }
+        catch (Exception e)
+        {
+            log.LogError("Stage {StageName} ({Kind}) failed after {Seconds:F1} s: {Error}", ctx.StageName, kind, clock.Elapsed.TotalSeconds, e.Message);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using Hangfire;
+using Hangfire.InMemory;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Pipeline.Jobs.Engine;
+using Pipeline.Jobs.RunStore;
+using Pipeline.Stages.Artifacts;
+
+namespace Pipeline.Jobs.Hosting;
+
+/// <summary>Registers the pipeline's services: the one place that decides embedded versus production adapters.</summary>
+public static class JobsServiceCollectionExtensions
+{
+    /// <summary>
+    /// Run store, artifact store, Hangfire client, mediator and engine. ConnectionStrings:Postgres selects PostgreSQL +
+    /// Hangfire.PostgreSql, else SQLite + in-memory Hangfire under Pipeline:DataFolder; ConnectionStrings:Blobs
+    /// selects Azure Blob Storage, else a local artifact folder.
+    /// </summary>
+    public static IServiceCollection AddPipelineJobs(this IServiceCollection services, IConfiguration config)
+    {
+        services.AddOptions<PipelineOptions>().Bind(config.GetSection(PipelineOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        var dataFolder = Path.GetFullPath(config[$"{PipelineOptions.Section}:{nameof(PipelineOptions.DataFolder)}"] ?? ".pipeline");
+        var postgres = config.GetConnectionString("Postgres");
+        var blobs = config.GetConnectionString("Blobs");
+        var mode = new PipelineMode(postgres is null, blobs is null, dataFolder);
+        services.AddSingleton(mode);
+
+        services.AddDbContextFactory<RunStoreContext>(o =>
+        {
+            if (postgres is not null) o.UseNpgsql(postgres);
+            else
+            {
+                Directory.CreateDirectory(dataFolder);
+                o.UseSqlite($"Data Source={Path.Combine(dataFolder, "pipeline.db")};Default Timeout=30");
+            }
+        });
+
+        services.AddSingleton<IArtifactStore>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<PipelineOptions>>().Value;
+            return blobs is null
+                ? new FileSystemArtifactStore(Path.Combine(dataFolder, "artifacts"))
+                : new Artifacts.AzureBlobArtifactStore(blobs, options.BlobContainer);
+        });
+
+        services.AddSingleton<JobStorage>(_ => postgres is null
+            ? new InMemoryStorage(new InMemoryStorageOptions())
+            : new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, HangfirePostgresOptions), HangfirePostgresOptions));
+        services.AddHangfire((sp, cfg) => cfg
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UseStorage(sp.GetRequiredService<JobStorage>()));
+
+        services.AddMediator(o =>
+        {
+            o.ServiceLifetime = ServiceLifetime.Scoped;
+            o.PipelineBehaviors = [typeof(StageLoggingBehavior<,>)];
+        });
+        services.AddSingleton<StageEngine>();
+        services.AddScoped<StageJob>();
+        services.AddSingleton<RunQueries>();
+        services.AddHostedService<RunStoreInitializer>();
+        return services;
+    }
+
+    /// <summary>A worker: the Hangfire server on the configured queues plus the reconciler.</summary>
+    public static IServiceCollection AddPipelineWorker(this IServiceCollection services)
+    {
+        services.AddHangfireServer((sp, o) =>
+        {
+            var options = sp.GetRequiredService<IOptions<PipelineOptions>>().Value;
+            o.Queues = options.Queues;
+            o.WorkerCount = options.WorkerCount;
+            o.ServerName = options.ResolvedWorkerName;
+            o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            o.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+        });
+        services.AddHostedService<Reconciler>();
+        services.AddSingleton(sp => sp.GetServices<IHostedService>().OfType<Reconciler>().Single());
+        return services;
+    }
+
+    // Sliding invisibility: a long stage keeps its job fetched instead of being re-delivered after 30 minutes (DESIGN.md).
+    private static readonly PostgreSqlStorageOptions HangfirePostgresOptions = new()
+    {
+        SchemaName = "hangfire",
+        PrepareSchemaIfNecessary = true,
+        UseSlidingInvisibilityTimeout = true,
+        QueuePollInterval = TimeSpan.FromSeconds(1),
+    };
+}
+
+/// <summary>Which adapters this process uses.</summary>
+public sealed record PipelineMode(bool EmbeddedDatabase, bool LocalArtifacts, string DataFolder);
+
+/// <summary>Creates or checks the run store's schema before anything else starts.</summary>
+public sealed class RunStoreInitializer(IDbContextFactory<RunStoreContext> dbs) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await RunStoreSchema.EnsureAsync(db, cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,55 @@
+using System.ComponentModel.DataAnnotations;
+using Pipeline.Stages.Execution;
+
+namespace Pipeline.Jobs.Hosting;
+
+/// <summary>
+/// Settings under "Pipeline" (appsettings.json or Pipeline__… environment variables), validated at start-up.
+/// Connection strings are separate: ConnectionStrings:Postgres selects PostgreSQL + Hangfire.PostgreSql, otherwise the
+/// embedded SQLite + in-memory Hangfire under <see cref="DataFolder"/>; ConnectionStrings:Blobs selects Azure Blob
+/// Storage, otherwise a local artifact folder.
+/// </summary>
+public sealed class PipelineOptions : IValidatableObject
+{
+    public const string Section = "Pipeline";
+
+    /// <summary>Embedded-mode home: pipeline.db, artifacts/, cache/.</summary>
+    [Required] public string DataFolder { get; set; } = ".pipeline";
+
+    /// <summary>Blob container for artifacts (Azure mode).</summary>
+    [RegularExpression("^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$", ErrorMessage = "Pipeline:BlobContainer must be 3-63 lower-case letters, digits or '-' (an Azure container name).")]
+    public string BlobContainer { get; set; } = "pipeline";
+
+    /// <summary>Folder holding RunSpec presets; default: the presets/ copied beside the executable, else ./presets.</summary>
+    public string? PresetsFolder { get; set; }
+
+    /// <summary>How often a running stage writes its heartbeat, progress and metrics to the run store.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A running stage without a heartbeat for this long is considered lost and re-queued.</summary>
+    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How often the reconciler looks for lost jobs and stalled stages.</summary>
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Queues this process's workers take jobs from.</summary>
+    public string[] Queues { get; set; } = [.. StageQueues.All];
+
+    [Range(1, 64)] public int WorkerCount { get; set; } = 1;
+
+    /// <summary>Shown in the run store as the stage's worker; default host:pid.</summary>
+    public string? WorkerName { get; set; }
+
+    public string ResolvedWorkerName => WorkerName ?? $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (HeartbeatInterval <= TimeSpan.Zero) yield return new("Pipeline:HeartbeatInterval must be positive, e.g. 00:00:05.", [nameof(HeartbeatInterval)]);
+        if (HeartbeatTimeout < HeartbeatInterval * 2) yield return new("Pipeline:HeartbeatTimeout must be at least twice Pipeline:HeartbeatInterval.", [nameof(HeartbeatTimeout)]);
+        if (ReconcileInterval <= TimeSpan.Zero) yield return new("Pipeline:ReconcileInterval must be positive, e.g. 00:00:15.", [nameof(ReconcileInterval)]);
+        foreach (var q in Queues.Where(q => !StageQueues.All.Contains(q)))
+        {
+            yield return new($"Pipeline:Queues has unknown queue '{q}'; use {string.Join(", ", StageQueues.All)}.", [nameof(Queues)]);
+        }
+    }
+}

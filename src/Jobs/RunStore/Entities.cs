@@ -1,0 +1,130 @@
+namespace Pipeline.Jobs.RunStore;
+
+// The run store's model (DESIGN.md "Run engine"): the source of truth for runs, stages, their history, metrics,
+// artifacts and schedules. Hangfire only carries jobs; it never decides a stage's state.
+
+public enum RunStatus { Pending, Running, Succeeded, Failed, Cancelled }
+
+public enum StageStatus { Pending, Queued, Running, Succeeded, Failed, Cancelled, Cached, Blocked }
+
+public static class StageStatuses
+{
+    /// <summary>A dependency in one of these states lets its dependents run.</summary>
+    public static bool IsDone(StageStatus s) => s is StageStatus.Succeeded or StageStatus.Cached;
+
+    public static bool IsTerminal(StageStatus s) =>
+        s is StageStatus.Succeeded or StageStatus.Cached or StageStatus.Failed or StageStatus.Cancelled or StageStatus.Blocked;
+}
+
+public sealed class Run
+{
+    public long Id { get; set; }
+    public required string Name { get; set; }
+    public string? Preset { get; set; }
+
+    /// <summary>The expanded RunSpec (after --set overrides), as JSON.</summary>
+    public required string SpecJson { get; set; }
+    public RunStatus Status { get; set; }
+    public bool NoCache { get; set; }
+    public long? ScheduleId { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public List<Stage> Stages { get; set; } = [];
+}
+
+public sealed class Stage
+{
+    public long Id { get; set; }
+    public long RunId { get; set; }
+    public Run? Run { get; set; }
+    public required string Name { get; set; }
+    public required string Kind { get; set; }
+    public required string Queue { get; set; }
+
+    /// <summary>Parameters with every default filled in, serialised canonically: part of the content key.</summary>
+    public required string ParamsJson { get; set; }
+
+    /// <summary>hash(kind, stage version, canonical params, input artifact hashes); set when the stage starts.</summary>
+    public string? ContentKey { get; set; }
+    public StageStatus Status { get; set; }
+
+    /// <summary>Starts at 1; each retry or re-delivery after a lost worker increments it.</summary>
+    public int Attempt { get; set; } = 1;
+    public double Progress { get; set; }
+    public string? ProgressMessage { get; set; }
+    public DateTime? HeartbeatAt { get; set; }
+    public string? Worker { get; set; }
+    public string? JobId { get; set; }
+    public bool CancelRequested { get; set; }
+    public long? CachedFromStageId { get; set; }
+    public string? SummaryJson { get; set; }
+    public string? Error { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? QueuedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public List<StageDependency> DependsOn { get; set; } = [];
+    public List<StageTransition> History { get; set; } = [];
+}
+
+public sealed class StageDependency
+{
+    public long StageId { get; set; }
+    public long DependsOnStageId { get; set; }
+    public Stage? DependsOnStage { get; set; }
+}
+
+public sealed class StageTransition
+{
+    public long Id { get; set; }
+    public long StageId { get; set; }
+    public int Attempt { get; set; }
+    public StageStatus? From { get; set; }
+    public StageStatus To { get; set; }
+    public DateTime At { get; set; }
+    public required string Reason { get; set; }
+}
+
+public sealed class MetricPoint
+{
+    public long Id { get; set; }
+    public long StageId { get; set; }
+    public required string Name { get; set; }
+    public long? Step { get; set; }
+    public double Value { get; set; }
+    public DateTime At { get; set; }
+}
+
+public sealed class ArtifactRecord
+{
+    public long Id { get; set; }
+    public long RunId { get; set; }
+    public long StageId { get; set; }
+
+    /// <summary>Store-relative path (runs/{runId}/{kind}-{key8}/{file}).</summary>
+    public required string Path { get; set; }
+    public required string Uri { get; set; }
+    public long Bytes { get; set; }
+    public required string Sha256 { get; set; }
+    public required string MediaType { get; set; }
+    public DateTime CreatedAt { get; set; }
+}
+
+public sealed class Schedule
+{
+    public long Id { get; set; }
+    public required string Name { get; set; }
+    public required string Cron { get; set; }
+    public string TimeZone { get; set; } = "UTC";
+    public required string SpecJson { get; set; }
+    public bool Enabled { get; set; } = true;
+    public DateTime CreatedAt { get; set; }
+    public long? LastRunId { get; set; }
+}
+
+public sealed class SchemaVersion
+{
+    public int Id { get; set; }
+    public int Version { get; set; }
+    public DateTime AppliedAt { get; set; }
+}

@@ -1,0 +1,59 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+
+namespace Pipeline.Jobs.RunStore;
+
+/// <summary>
+/// Creates the run store's tables at start-up when they are absent and checks the schema version. EF migrations would
+/// need one migration set per provider; with one model for PostgreSQL and SQLite, the store creates its tables from
+/// the model and records a version, and later versions add numbered upgrade steps here.
+/// </summary>
+public static class RunStoreSchema
+{
+    public const int CurrentVersion = 1;
+
+    // Any fixed number: serialises schema creation between processes starting at once on one PostgreSQL database.
+    private const long AdvisoryLockKey = 0x436F6E76524E4E;
+
+    public static async Task EnsureAsync(RunStoreContext db, CancellationToken ct = default)
+    {
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            var npgsql = db.Database.IsNpgsql();
+            if (npgsql) await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_lock({AdvisoryLockKey})", ct);
+            else
+            {
+                await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+            }
+            try
+            {
+                var exists = npgsql
+                    ? await db.Database.SqlQueryRaw<bool>("SELECT to_regclass('pipeline.schema_version') IS NOT NULL AS \"Value\"").SingleAsync(ct)
+                    : await db.Database.SqlQueryRaw<long>("SELECT count(*) AS \"Value\" FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").SingleAsync(ct) > 0;
+                if (!exists)
+                {
+                    await db.GetService<IRelationalDatabaseCreator>().CreateTablesAsync(ct);
+                    db.SchemaVersions.Add(new SchemaVersion { Version = CurrentVersion, AppliedAt = DateTime.UtcNow });
+                    await db.SaveChangesAsync(ct);
+                    return;
+                }
+                var version = await db.SchemaVersions.MaxAsync(v => v.Version, ct);
+                if (version > CurrentVersion)
+                {
+                    throw new InvalidOperationException(
+                        $"The run store's schema is version {version}, newer than this pipeline's ({CurrentVersion}). Upgrade the pipeline before pointing it at this database.");
+                }
+            }
+            finally
+            {
+                if (npgsql) await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_unlock({AdvisoryLockKey})", ct);
+            }
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+}
