@@ -1,2 +1,11 @@
-var app = WebApplication.CreateBuilder(args).Build();
+using Pipeline.Web;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddPipelineWeb();
+
+var app = builder.Build();
+app.UsePipelineWeb();
 app.Run();
+
+/// <summary>Entry point, visible to the integration tests' WebApplicationFactory.</summary>
+public partial class Program;

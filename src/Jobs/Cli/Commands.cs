@@ -62,21 +62,19 @@ public static class Commands
         var cmd = new Command("run", "Launch a run from a preset or RunSpec file") { preset, set, wait, noCache, JsonOption };
         cmd.SetAction(async (p, ct) =>
         {
-            var path = Presets.Resolve(p.GetValue(preset)!, Environment.GetEnvironmentVariable("Pipeline__PresetsFolder"));
-            var (spec, plan, json) = RunSpecs.RunSpecs.Load(await File.ReadAllTextAsync(path, ct), p.GetValue(set), Path.GetFileName(path));
-            var presetName = Path.GetFileNameWithoutExtension(path);
             var mode = ModeOf();
             using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase);
             await host.StartAsync(ct);
             try
             {
-                var runId = await host.Services.GetRequiredService<StageEngine>().LaunchAsync(spec, plan, json, presetName, p.GetValue(noCache), ct: ct);
+                var (runId, stages) = await host.Services.GetRequiredService<RunLauncher>()
+                    .LaunchPresetAsync(p.GetValue(preset)!, p.GetValue(set), p.GetValue(noCache), allowPaths: true, ct: ct);
                 if (!p.GetValue(wait))
                 {
                     if (p.GetValue(JsonOption)) CliOutput.Json(new { id = runId });
                     else
                     {
-                        Console.WriteLine($"run {runId} launched ({plan.Count} stages). Follow it with: pipeline runs show {runId}");
+                        Console.WriteLine($"run {runId} launched ({stages} stages). Follow it with: pipeline runs show {runId}");
                         if (mode.EmbeddedDatabase) Console.WriteLine("Embedded mode: it executes while a worker runs here ('pipeline worker'), or launch with --wait.");
                     }
                     return CliOutput.Ok;

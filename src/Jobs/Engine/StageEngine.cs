@@ -168,8 +168,9 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
             _ when statuses.Any(s => s is StageStatus.Queued or StageStatus.Running) => RunStatus.Running,
             _ when statuses.Any(s => s is StageStatus.Pending) && statuses.Any(s => s is not StageStatus.Pending) => RunStatus.Running,
             _ when statuses.All(s => s is StageStatus.Pending) => RunStatus.Pending,
-            _ when statuses.Any(s => s is StageStatus.Failed or StageStatus.Blocked) => RunStatus.Failed,
-            _ => RunStatus.Cancelled,
+            _ when statuses.Any(s => s is StageStatus.Failed) => RunStatus.Failed,
+            _ when statuses.Any(s => s is StageStatus.Cancelled) => RunStatus.Cancelled,
+            _ => RunStatus.Failed,
         };
         var finished = status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled ? DateTime.UtcNow : (DateTime?)null;
         await db.Runs.Where(r => r.Id == runId && r.Status != status)

@@ -65,6 +65,7 @@ public static class JobsServiceCollectionExtensions
         services.AddSingleton<StageEngine>();
         services.AddScoped<StageJob>();
         services.AddSingleton<RunQueries>();
+        services.AddSingleton<RunSpecs.RunLauncher>();
         services.AddHostedService<RunStoreInitializer>();
         return services;
     }

@@ -51,7 +51,7 @@ public static partial class RunSpecs
         }
         catch (JsonException e)
         {
-            throw new RunSpecException([new ValidationError(JsonPathToField(e.Path), Describe(e))]);
+            throw new RunSpecException([new ValidationError(JsonPathToField(e.Path), Describe(e, typeof(RunSpec)))]);
         }
         if (spec is null) throw new RunSpecException([new ValidationError(source, "is empty")]);
         var plan = Validate(spec);
@@ -88,7 +88,7 @@ public static partial class RunSpecs
             catch (JsonException e)
             {
                 var rel = JsonPathToField(e.Path);
-                errors.Add(new(rel == "$" ? $"{at}.params" : $"{at}.params.{rel}", Describe(e)));
+                errors.Add(new(rel == "$" ? $"{at}.params" : $"{at}.params.{rel}", Describe(e, kind.ParamsType)));
                 continue;
             }
             errors.AddRange(parameters.Validate().Select(e => e with { Field = $"{at}.params.{e.Field}" }));
@@ -171,9 +171,16 @@ public static partial class RunSpecs
     private static string JsonPathToField(string? path) =>
         string.IsNullOrEmpty(path) || path == "$" ? "$" : path.TrimStart('$').TrimStart('.').Replace("['", ".", StringComparison.Ordinal).Replace("']", "", StringComparison.Ordinal).TrimStart('.');
 
-    private static string Describe(JsonException e)
+    private static string Describe(JsonException e, Type target)
     {
         var m = e.Message;
+        if (m.Contains("could not be mapped", StringComparison.Ordinal))
+        {
+            if (JsonPathToField(e.Path).Contains('.', StringComparison.Ordinal)) return "unknown field; check its spelling against the stage's parameters";
+            var known = target.GetProperties().Where(p => p.CanWrite || p.DeclaringType!.GetConstructors().Any(c => c.GetParameters().Any(a => a.Name == p.Name)))
+                .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).Where(n => n != "context");
+            return $"unknown field; known fields here: {string.Join(", ", known)}";
+        }
         var cut = m.IndexOf(" Path:", StringComparison.Ordinal);
         return cut > 0 ? m[..cut] : m;
     }

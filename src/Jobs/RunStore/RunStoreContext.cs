@@ -14,6 +14,16 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
     public DbSet<Schedule> Schedules => Set<Schedule>();
     public DbSet<SchemaVersion> SchemaVersions => Set<SchemaVersion>();
 
+    // SQLite returns DateTime without a kind; every time in the store is UTC, so say so on the way out.
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcDateTimeConverter>();
+        configurationBuilder.Properties<DateTime?>().HaveConversion<UtcDateTimeConverter>();
+    }
+
+    private sealed class UtcDateTimeConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(
+        v => v.Kind == DateTimeKind.Utc ? v : v.ToUniversalTime(), v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         if (Database.IsNpgsql()) modelBuilder.HasDefaultSchema("pipeline");

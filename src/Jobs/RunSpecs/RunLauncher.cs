@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Options;
+using Pipeline.Jobs.Engine;
+using Pipeline.Jobs.Hosting;
+
+namespace Pipeline.Jobs.RunSpecs;
+
+/// <summary>The one way runs start (CLI, web API, schedules): load, override, validate, expand, launch.</summary>
+public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> options)
+{
+    public async Task<(long RunId, int Stages)> LaunchPresetAsync(string presetOrPath, IEnumerable<string>? overrides, bool noCache,
+        bool allowPaths, long? scheduleId = null, CancellationToken ct = default)
+    {
+        var path = Presets.Resolve(presetOrPath, options.Value.PresetsFolder, allowPaths);
+        var json = await File.ReadAllTextAsync(path, ct);
+        return await LaunchSpecAsync(json, Path.GetFileNameWithoutExtension(path), overrides, noCache, scheduleId, ct);
+    }
+
+    public async Task<(long RunId, int Stages)> LaunchSpecAsync(string specJson, string? preset, IEnumerable<string>? overrides, bool noCache,
+        long? scheduleId = null, CancellationToken ct = default)
+    {
+        var (spec, plan, json) = RunSpecs.Load(specJson, overrides, preset ?? "spec");
+        var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, ct);
+        return (id, plan.Count);
+    }
+}

@@ -1,0 +1,26 @@
+using Microsoft.EntityFrameworkCore;
+using Pipeline.Jobs.RunStore;
+using Pipeline.Stages.Artifacts;
+
+namespace Pipeline.Web.Api;
+
+public static class ArtifactsApi
+{
+    /// <summary>
+    /// GET /api/artifacts/{id}/download: a redirect to a short-lived SAS URL on Azure; on the filesystem store the
+    /// bytes themselves, streamed through sha256 verification (a corrupt file ends the response with an error).
+    /// </summary>
+    public static IEndpointRouteBuilder MapArtifactsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/artifacts/{id:long}/download", async (long id, IDbContextFactory<RunStoreContext> dbs, IArtifactStore store, CancellationToken ct) =>
+        {
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            var a = await db.Artifacts.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id, ct);
+            if (a is null) return Results.Problem($"Artifact {id} does not exist.", statusCode: 404);
+            if (store.GetDownloadUri(a.Path, TimeSpan.FromMinutes(15)) is { } uri) return Results.Redirect(uri.ToString());
+            var stream = await store.OpenReadAsync(a.Path, a.Sha256, ct);
+            return Results.Stream(stream, a.MediaType, Path.GetFileName(a.Path));
+        });
+        return app;
+    }
+}

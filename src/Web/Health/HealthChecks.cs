@@ -1,0 +1,60 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Pipeline.Jobs.RunStore;
+using Pipeline.Stages.Artifacts;
+
+namespace Pipeline.Web.Health;
+
+/// <summary>The run store answers a query.</summary>
+public sealed class RunStoreHealthCheck(IDbContextFactory<RunStoreContext> dbs) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            var runs = await db.Runs.CountAsync(cancellationToken);
+            return HealthCheckResult.Healthy($"{db.Database.ProviderName}: {runs} runs");
+        }
+        catch (Exception e)
+        {
+            return HealthCheckResult.Unhealthy($"run store unreachable: {e.Message}");
+        }
+    }
+}
+
+/// <summary>The artifact store answers a metadata request.</summary>
+public sealed class ArtifactStoreHealthCheck(IArtifactStore store) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await store.GetInfoAsync("healthz/probe", cancellationToken);
+            return HealthCheckResult.Healthy(store.Kind);
+        }
+        catch (Exception e)
+        {
+            return HealthCheckResult.Unhealthy($"{store.Kind} artifact store unreachable: {e.Message}");
+        }
+    }
+}
+
+/// <summary>/healthz answers JSON: overall status and each check's status and description.</summary>
+public static class HealthResponse
+{
+    public static readonly HealthCheckOptions Options = new()
+    {
+        ResponseWriter = (http, report) =>
+        {
+            http.Response.ContentType = "application/json";
+            return http.Response.WriteAsync(JsonSerializer.Serialize(new
+            {
+                status = report.Status.ToString(),
+                checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+            }));
+        },
+    };
+}

@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Pipeline.Jobs.Engine;
+using Pipeline.Jobs.Hosting;
+using Pipeline.Jobs.RunSpecs;
+using Pipeline.Jobs.RunStore;
+
+namespace Pipeline.Jobs.Tests.Engine;
+
+/// <summary>
+/// A fresh PostgreSQL database (on the server ./scripts/test.sh started), a temporary data folder, and helpers to run
+/// the engine in this process or as separate `pipeline worker` processes against the same stores.
+/// </summary>
+public sealed class PipelineTestEnvironment : IAsyncDisposable
+{
+    private readonly List<WorkerProcess> _workers = [];
+    private readonly List<IHost> _hosts = [];
+
+    private PipelineTestEnvironment(string database, string connectionString, string dataFolder, string? blobs)
+    {
+        Database = database;
+        ConnectionString = connectionString;
+        DataFolder = dataFolder;
+        Blobs = blobs;
+    }
+
+    public string Database { get; }
+    public string ConnectionString { get; }
+    public string DataFolder { get; }
+    public string? Blobs { get; }
+
+    public static async Task<PipelineTestEnvironment> CreateAsync(bool azureBlobs = false)
+    {
+        var server = new NpgsqlConnectionStringBuilder(TestServices.Postgres);
+        var database = $"t_{Guid.NewGuid():N}";
+        await using (var admin = new NpgsqlConnection(server.ConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {database}", admin);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        server.Database = database;
+        var folder = Path.Combine(Path.GetTempPath(), "pipeline-tests", database);
+        Directory.CreateDirectory(folder);
+        return new PipelineTestEnvironment(database, server.ConnectionString, folder, azureBlobs ? TestServices.Blobs : null);
+    }
+
+    /// <summary>Settings every process of this environment shares: fast heartbeats so lost workers are noticed in seconds.</summary>
+    public Dictionary<string, string?> Settings(string workerName) => new()
+    {
+        ["ConnectionStrings:Postgres"] = ConnectionString,
+        ["ConnectionStrings:Blobs"] = Blobs,
+        ["Pipeline:DataFolder"] = DataFolder,
+        ["Pipeline:BlobContainer"] = Database.Replace('_', '-'),
+        ["Pipeline:HeartbeatInterval"] = "00:00:00.500",
+        ["Pipeline:HeartbeatTimeout"] = "00:00:04",
+        ["Pipeline:ReconcileInterval"] = "00:00:01",
+        ["Pipeline:WorkerName"] = workerName,
+        ["Pipeline:LogLevel"] = "Information",
+    };
+
+    /// <summary>The engine in this process; with <paramref name="worker"/> it also executes jobs.</summary>
+    public async Task<IHost> StartHostAsync(bool worker, string name = "test-host")
+    {
+        var host = PipelineHost.Build(worker, Settings(name));
+        await host.StartAsync();
+        _hosts.Add(host);
+        return host;
+    }
+
+    /// <summary>A separate `pipeline worker` process (the real executable) on this environment's stores.</summary>
+    public WorkerProcess StartWorker(string name, int workers = 1)
+    {
+        var w = WorkerProcess.Start(name, Settings(name), workers);
+        _workers.Add(w);
+        return w;
+    }
+
+    public static async Task<long> LaunchAsync(IHost host, string specJson, params string[] overrides) =>
+        (await host.Services.GetRequiredService<RunLauncher>().LaunchSpecAsync(specJson, "test", overrides, noCache: false)).RunId;
+
+    public static async Task<RunDetail> WaitForRunAsync(IHost host, long runId, TimeSpan timeout) =>
+        await WaitUntilAsync(host, runId, r => r.IsFinished, timeout, "finish");
+
+    public static async Task<RunDetail> WaitUntilAsync(IHost host, long runId, Func<RunDetail, bool> condition, TimeSpan timeout, string what)
+    {
+        var queries = host.Services.GetRequiredService<RunQueries>();
+        var clock = Stopwatch.StartNew();
+        RunDetail? run = null;
+        while (clock.Elapsed < timeout)
+        {
+            run = await queries.GetAsync(runId);
+            if (run is not null && condition(run)) return run;
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"Run {runId} did not {what} within {timeout}: {Describe(run)}");
+    }
+
+    public static string Describe(RunDetail? run) => run is null ? "(missing)" :
+        $"{run.Status}; " + string.Join("; ", run.Stages.Select(s => $"{s.Name}={s.Status}#{s.Attempt}@{s.Worker} {s.Error}"));
+
+    public RunStoreContext OpenDb() => new(new DbContextOptionsBuilder<RunStoreContext>().UseNpgsql(ConnectionString).Options);
+
+    public string WorkerLogs => string.Join("\n", _workers.Select(w => $"--- {w.Name}\n{w.Output}"));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var w in _workers) w.Dispose();
+        foreach (var h in _hosts)
+        {
+            await h.StopAsync(TimeSpan.FromSeconds(10));
+            h.Dispose();
+        }
+        NpgsqlConnection.ClearAllPools();
+        await using (var admin = new NpgsqlConnection(TestServices.Postgres))
+        {
+            await admin.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Database} WITH (FORCE)", admin);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        try
+        {
+            Directory.Delete(DataFolder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A worker killed mid-write can leave a file busy for a moment; the temp folder is cleaned by the OS.
+        }
+    }
+}
+
+/// <summary>A `pipeline worker` child process; its output is kept for failure messages.</summary>
+public sealed class WorkerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private WorkerProcess(string name, Process process)
+    {
+        Name = name;
+        _process = process;
+    }
+
+    public string Name { get; }
+    public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
+
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    public static WorkerProcess Start(string name, IDictionary<string, string?> settings, int workers)
+    {
+        var bin = AppContext.BaseDirectory;
+        var info = new ProcessStartInfo("dotnet", [Path.Combine(bin, "pipeline.dll"), "worker", "--queues", "default,cpu,gpu", "--workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            WorkingDirectory = bin,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var (key, value) in settings) info.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        var p = new Process { StartInfo = info };
+        var w = new WorkerProcess(name, p);
+        p.OutputDataReceived += (_, e) => w.Append(e.Data);
+        p.ErrorDataReceived += (_, e) => w.Append(e.Data);
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return w;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_output) _output.AppendLine(line);
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks, no checkpoint, no goodbye — as when a VM is evicted.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited) Kill();
+        _process.Dispose();
+    }
+}
