@@ -18,7 +18,7 @@ public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> op
     public async Task<(long RunId, int Stages)> LaunchSpecAsync(string specJson, string? preset, IEnumerable<string>? overrides, bool noCache,
         long? scheduleId = null, CancellationToken ct = default)
     {
-        var (spec, plan, json) = RunSpecs.Load(specJson, overrides, preset ?? "spec");
+        var (spec, plan, json) = RunSpecLoader.Load(specJson, overrides, preset ?? "spec");
         var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, ct);
         return (id, plan.Count);
     }

@@ -24,7 +24,7 @@ public sealed class RunSpecException(IReadOnlyList<ValidationError> errors)
     public IReadOnlyList<ValidationError> Errors { get; } = errors;
 }
 
-public static partial class RunSpecs
+public static partial class RunSpecLoader
 {
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
     private static partial Regex StageNamePattern();

@@ -32,7 +32,7 @@ public class StageEngineTests
             Assert.Equal(a.Artifacts.Select(x => x.Sha256), b.Artifacts.Select(x => x.Sha256));
         }
 
-        var launcher = host.Services.GetRequiredService<RunSpecs.RunLauncher>();
+        var launcher = host.Services.GetRequiredService<Pipeline.Jobs.RunSpecs.RunLauncher>();
         var (forcedId, _) = await launcher.LaunchSpecAsync(spec, "test", null, noCache: true);
         var forced = await PipelineTestEnvironment.WaitForRunAsync(host, forcedId, Timeout);
         Assert.All(forced.Stages, s => Assert.Equal(StageStatus.Succeeded, s.Status));

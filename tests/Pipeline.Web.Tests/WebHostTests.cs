@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Pipeline.Web.Tests;
+
+/// <summary>The web host in embedded mode (SQLite, in-memory Hangfire, local artifacts) on a real loopback port.</summary>
+public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
+{
+    private readonly Factory _factory;
+    private readonly HttpClient _http;
+
+    public WebHostTests(Factory factory)
+    {
+        _factory = factory;
+        _http = factory.CreateClient();
+    }
+
+    public sealed class Factory : WebApplicationFactory<Program>
+    {
+        public string DataFolder { get; } = Path.Combine(Path.GetTempPath(), "pipeline-web-tests", Guid.NewGuid().ToString("N"));
+
+        public Factory() => UseKestrel(0);
+
+        protected override void ConfigureWebHost(IWebHostBuilder builder)
+        {
+            builder.UseSetting("Pipeline:DataFolder", DataFolder);
+            builder.UseSetting("Pipeline:HeartbeatInterval", "00:00:00.500");
+            builder.UseSetting("Pipeline:ReconcileInterval", "00:00:01");
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            base.Dispose(disposing);
+            if (Directory.Exists(DataFolder)) Directory.Delete(DataFolder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Healthz_reports_the_run_store_and_the_artifact_store()
+    {
+        var health = await _http.GetFromJsonAsync<JsonObject>("/healthz");
+
+        Assert.Equal("Healthy", health!["status"]!.GetValue<string>());
+        Assert.Equal("Healthy", health["checks"]!["run-store"]!["status"]!.GetValue<string>());
+        Assert.Equal("filesystem", health["checks"]!["artifact-store"]!["description"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_run_posted_by_preset_executes_and_its_artifacts_download_with_matching_sha256()
+    {
+        var posted = await _http.PostAsJsonAsync("/api/runs", new { preset = "probe-dag", set = new[] { "stages.source.params.note=web" } });
+        Assert.Equal(HttpStatusCode.Created, posted.StatusCode);
+        var id = (await posted.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<long>();
+
+        JsonObject? run = null;
+        for (var i = 0; i < 150 && run?["status"]?.GetValue<string>() is not ("succeeded" or "failed"); i++)
+        {
+            await Task.Delay(200);
+            run = await _http.GetFromJsonAsync<JsonObject>($"/api/runs/{id}");
+        }
+
+        Assert.Equal("succeeded", run!["status"]!.GetValue<string>());
+        var artifact = run["stages"]![0]!["artifacts"]![0]!;
+        var bytes = await _http.GetByteArrayAsync($"/api/artifacts/{artifact["id"]}/download");
+        Assert.Equal(artifact["sha256"]!.GetValue<string>(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
+        var list = await _http.GetFromJsonAsync<JsonArray>("/api/runs");
+        Assert.Contains(list!, r => r!["id"]!.GetValue<long>() == id);
+    }
+
+    [Fact]
+    public async Task An_invalid_run_request_is_rejected_with_the_offending_field_named()
+    {
+        var unknownField = await _http.PostAsJsonAsync("/api/runs", new { preset = "probe-dag", set = new[] { "stages.left.params.secs=1" } });
+        var noSuchPreset = await _http.PostAsJsonAsync("/api/runs", new { preset = "../../etc/passwd" });
+        var badSpec = await _http.PostAsJsonAsync("/api/runs", new { spec = new { name = "x", stages = new { a = new { kind = "nope" } } } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, unknownField.StatusCode);
+        Assert.Contains("stages.left.params.secs", await unknownField.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, noSuchPreset.StatusCode);
+        Assert.Contains("no preset", await noSuchPreset.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, badSpec.StatusCode);
+        Assert.Contains("stages.a.kind", await badSpec.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/api/runs/999999")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_hangfire_dashboard_answers_local_requests()
+    {
+        var response = await _http.GetAsync("/hangfire");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("ConvRNN Pipeline jobs", await response.Content.ReadAsStringAsync());
+        Assert.StartsWith("http://127.0.0.1:", _factory.ClientOptions.BaseAddress.ToString(), StringComparison.Ordinal);
+    }
+}
