@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Text;
 using Azure;
@@ -110,7 +111,7 @@ public sealed class AzureBlobArtifactStore : IArtifactStore
         long bytes = 0;
         try
         {
-            while (true)
+            while (!failed.IsCancellationRequested)
             {
                 var buffer = _blocks.Rent(_blockSize);
                 int n;
@@ -142,11 +143,12 @@ public sealed class AzureBlobArtifactStore : IArtifactStore
                 if (inFlight.Count >= _maxConcurrentBlocks)
                 {
                     var done = await Task.WhenAny(inFlight);
+                    if (!done.IsCompletedSuccessfully) break; // reported below
                     inFlight.Remove(done);
-                    await done; // rethrows the first failure
                 }
             }
-            await Task.WhenAll(inFlight);
+            await WhenAllReportingTheCause(inFlight);
+            ct.ThrowIfCancellationRequested();
         }
         catch
         {
@@ -164,6 +166,25 @@ public sealed class AzureBlobArtifactStore : IArtifactStore
             Metadata = new Dictionary<string, string> { [Sha256MetadataKey] = sha },
         }, ct);
         return new ArtifactInfo(path, bytes, sha, mediaType, blob.Uri);
+    }
+
+    /// <summary>
+    /// Awaits the block uploads; when some failed, throws the failure that cancelled the others rather than the
+    /// cancellations it caused.
+    /// </summary>
+    private static async Task WhenAllReportingTheCause(List<Task> tasks)
+    {
+        try
+        {
+            await Task.WhenAll(tasks);
+        }
+        catch (OperationCanceledException)
+        {
+            var cause = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!)
+                .FirstOrDefault(e => e is not OperationCanceledException);
+            if (cause is not null) ExceptionDispatchInfo.Throw(cause);
+            throw;
+        }
     }
 
     private async Task StageBlockAsync(BlockBlobClient blob, string blockId, byte[] buffer, int count, CancellationTokenSource failed)

@@ -189,6 +189,22 @@ public abstract class ArtifactStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_put_cancelled_midway_leaves_the_previous_version()
+    {
+        var path = "runs/9/train-0123abcd/checkpoint-last.safetensors";
+        var old = GeneratedStream.Bytes(1000, seed: 9);
+        await Store.PutAsync(path, new MemoryStream(old), "application/octet-stream");
+        using var cts = new CancellationTokenSource();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Store.PutAsync(path,
+            new GeneratedStream(12 * MiB, seed: 90, onRead: at => { if (at > 6 * MiB) cts.Cancel(); }),
+            "application/octet-stream", cts.Token));
+
+        Assert.Equal(old, await ReadAllAsync(path));
+        Assert.Equal([path], (await ListAsync("runs/9/")).Select(i => i.Path));
+    }
+
+    [Fact]
     public async Task Paths_that_escape_the_layout_are_refused()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Store.PutAsync("../outside.bin", new MemoryStream(), "text/plain"));

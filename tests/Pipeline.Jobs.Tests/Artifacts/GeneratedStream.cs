@@ -3,9 +3,9 @@ namespace Pipeline.Jobs.Tests.Artifacts;
 /// <summary>
 /// A non-seekable stream of <paramref name="length"/> pseudo-random bytes made on the fly (xorshift64*), so a large
 /// artifact never exists in memory. With <paramref name="failAfter"/> it throws once that many bytes were read,
-/// like a producer that crashes midway.
+/// like a producer that crashes midway; <paramref name="onRead"/> sees the position after each read.
 /// </summary>
-internal sealed class GeneratedStream(long length, ulong seed, long? failAfter = null) : Stream
+internal sealed class GeneratedStream(long length, ulong seed, long? failAfter = null, Action<long>? onRead = null) : Stream
 {
     private ulong _state = seed | 1;
     private long _position;
@@ -36,6 +36,7 @@ internal sealed class GeneratedStream(long length, ulong seed, long? failAfter =
             buffer[i] = (byte)((_state * 0x2545F4914F6CDD1DUL) >> 56);
         }
         _position += n;
+        onRead?.Invoke(_position);
         return n;
     }
 
