@@ -18,7 +18,11 @@ services_start
 t2=$SECONDS
 
 rc=0
-(cd "$REPO_ROOT" && dotnet test Pipeline.sln "$@") || rc=$?
+(cd "$REPO_ROOT" && dotnet test Pipeline.sln "$@") 2>&1 | tee "$SERVICES_DIR/dotnet-test.log" || rc=$?
 t3=$SECONDS
 services_log "install $((t1 - t0))s, services start $((t2 - t1))s, dotnet test $((t3 - t2))s, exit code $rc"
+# One closing line over all test assemblies, in the plain "N passed, N failed" form that CI logs are read for.
+awk '/(Passed|Failed)! +- +Failed: +[0-9]+, +Passed: +[0-9]+, +Skipped: +[0-9]+/ {
+       gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) }
+     } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$SERVICES_DIR/dotnet-test.log"
 exit "$rc"
