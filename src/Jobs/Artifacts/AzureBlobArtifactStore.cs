@@ -302,6 +302,8 @@ public sealed class AzureBlobArtifactStore : IArtifactStore
             BlobName = blob.Name,
             Resource = "b",
             StartsOn = now.AddMinutes(-5),
+            // HTTPS only against Azure; the emulator speaks plain HTTP.
+            Protocol = blob.Uri.Scheme == Uri.UriSchemeHttps ? SasProtocol.Https : SasProtocol.HttpsAndHttp,
         };
         return blob.GenerateSasUri(sas);
     }
