@@ -30,9 +30,12 @@ public sealed class ArtifactStoreHealthCheck(IArtifactStore store) : IHealthChec
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        // A bounded wait: the storage SDK's own retries take ~20 s against an unreachable endpoint.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            await store.GetInfoAsync("healthz/probe", cancellationToken);
+            await store.GetInfoAsync("healthz/probe", timeout.Token);
             return HealthCheckResult.Healthy(store.Kind);
         }
         catch (Exception e)
