@@ -62,6 +62,26 @@ public class MultiWorkerTests
         Assert.Equal(StageStatus.Succeeded, run.Stages[1].Status);
     }
 
+    [Fact]
+    public async Task A_worker_stopped_with_sigterm_hands_its_stage_back_at_once_for_another_worker()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var client = await env.StartHostAsync(worker: false);
+        var a = env.StartWorker("worker-a");
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, Specs.Probe(("long", "{ \"seconds\": 4 }", [])));
+        await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => r.Stages[0].Status == StageStatus.Running, Timeout, "start");
+
+        a.Terminate();
+        var handedBack = await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => r.Stages[0].Status == StageStatus.Queued, TimeSpan.FromSeconds(20), "be handed back");
+        env.StartWorker("worker-b");
+        var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + env.WorkerLogs);
+        Assert.Contains(handedBack.Stages[0].History, h => h.Reason == "worker worker-a shut down");
+        Assert.Equal(1, run.Stages[0].Attempt);
+        Assert.EndsWith("worker-b", run.Stages[0].History.Last(h => h.To == StageStatus.Running).Reason, StringComparison.Ordinal);
+    }
+
     private static async Task<List<string>> WorkersThatRanAsync(PipelineTestEnvironment env, long runId)
     {
         await using var db = env.OpenDb();

@@ -187,6 +187,14 @@ public sealed class WorkerProcess : IDisposable
         _process.WaitForExit(10_000);
     }
 
+    /// <summary>SIGTERM, as a spot VM's eviction notice or `systemctl stop` sends: the worker shuts down gracefully.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (!_process.WaitForExit(45_000)) throw new TimeoutException($"{Name} did not stop within 45 s of SIGTERM:\n{Output}");
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited) Kill();
