@@ -13,10 +13,12 @@ internal sealed class FolderDataset : IDatasetSource
 
     private readonly string _root;
     private readonly string[] _classes;
+    private readonly int? _decodeShortSide;
     private readonly (string Path, int Class)[][] _items = new (string, int)[2][];
 
-    public FolderDataset(string root, double valFraction, long seed)
+    public FolderDataset(string root, double valFraction, long seed, int? decodeShortSide = null)
     {
+        _decodeShortSide = decodeShortSide;
         _root = Path.GetFullPath(root);
         if (!Directory.Exists(_root))
             throw new StageInputException($"Dataset folder '{_root}' does not exist. Set source.path to a folder holding train/ and val/ (each with one subfolder per class) or one subfolder per class.");
@@ -61,7 +63,7 @@ internal sealed class FolderDataset : IDatasetSource
             return SourceImage.Skip($"unreadable: {e.Message}");
         }
         if (bytes.Length == 0) return SourceImage.Skip("empty file (0 bytes)");
-        var bitmap = ImageCodec.DecodeRgb(bytes);
+        var bitmap = ImageCodec.DecodeRgb(bytes, _decodeShortSide);
         return bitmap is null
             ? SourceImage.Skip($"not a decodable JPEG/PNG ({bytes.Length} bytes; corrupt, truncated or another format)")
             : new SourceImage(bitmap, null);

@@ -102,11 +102,6 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
         var firstSkip = new string?[source.Classes.Count];
         var shards = new List<ShardFileInfo>();
         var extension = p.ImageFormat == ShardImageFormat.Jpg ? "jpg" : "png";
-        var parallel = new ParallelOptions
-        {
-            MaxDegreeOfParallelism = p.Threads is > 0 ? p.Threads.Value : Environment.ProcessorCount,
-            CancellationToken = ct,
-        };
 
         async Task Commit(string fileName, string localPath, int samples, CancellationToken token)
         {
@@ -118,28 +113,49 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
 
         await using (var writer = new ShardWriter(name, context.ScratchFolder, p.ShardMaxBytes, p.ShardMaxSamples, Commit))
         {
-            var encoded = new EncodedSample[Math.Min(ChunkSize, n)];
-            for (var start = 0; start < n; start += ChunkSize)
+            // Encoding the next chunk overlaps writing and committing this one.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            Task<EncodedSample[]>? next = n > 0 ? EncodeChunkAsync(source, split, order, 0, p, stop.Token) : null;
+            try
             {
-                var length = Math.Min(ChunkSize, n - start);
-                Parallel.For(0, length, parallel, i => encoded[i] = Encode(source, split, order[start + i], p));
-                for (var i = 0; i < length; i++)
+                for (var start = 0; start < n; start += ChunkSize)
                 {
-                    var index = order[start + i];
-                    var cls = source.ClassOf(split, index);
-                    sourcePerClass[cls]++;
-                    if (encoded[i].SkipReason is { } reason)
+                    var current = next!;
+                    next = null;
+                    var encoded = await current;
+                    next = start + ChunkSize < n ? EncodeChunkAsync(source, split, order, start + ChunkSize, p, stop.Token) : null;
+                    for (var i = 0; i < encoded.Length; i++)
                     {
-                        var item = source.Describe(split, index);
-                        skips.Add(name, item, reason);
-                        firstSkip[cls] ??= $"'{item}': {reason}";
-                        continue;
+                        var index = order[start + i];
+                        var cls = source.ClassOf(split, index);
+                        sourcePerClass[cls]++;
+                        if (encoded[i].SkipReason is { } reason)
+                        {
+                            var item = source.Describe(split, index);
+                            skips.Add(name, item, reason);
+                            firstSkip[cls] ??= $"'{item}': {reason}";
+                            continue;
+                        }
+                        await writer.AddAsync($"{name}_{index:D8}", extension, encoded[i].Bytes!, cls, ct);
+                        perClass[cls]++;
                     }
-                    await writer.AddAsync($"{name}_{index:D8}", extension, encoded[i].Bytes!, cls, ct);
-                    perClass[cls]++;
+                    progress.Advance(encoded.Length, $"{name} {start + encoded.Length}/{n} images, {writer.ShardsWritten} shards");
                 }
-                Array.Clear(encoded);
-                progress.Advance(length, $"{name} {start + length}/{n} images, {writer.ShardsWritten} shards");
+            }
+            finally
+            {
+                if (next is not null)
+                {
+                    await stop.CancelAsync();
+                    // Abandoned because writing failed; that failure is the one to report.
+                    try
+                    {
+                        await next;
+                    }
+                    catch (Exception)
+                    {
+                    }
+                }
             }
             await writer.CompleteAsync(ct);
         }
@@ -156,6 +172,20 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
             throw new StageInputException("No train image could be decoded; every file was skipped. Check the files (see the skip reasons in the log).");
         return new ShardSplitInfo(count, perClass, shards);
     }
+
+    private static Task<EncodedSample[]> EncodeChunkAsync(
+        IDatasetSource source, ShardSplitName split, int[] order, int start, ShardParams p, CancellationToken ct) => Task.Run(() =>
+    {
+        var encoded = new EncodedSample[Math.Min(ChunkSize, order.Length - start)];
+        var parallel = new ParallelOptions
+        {
+            MaxDegreeOfParallelism = p.Threads is > 0 ? p.Threads.Value : Environment.ProcessorCount,
+            CancellationToken = ct,
+        };
+        // Each result lands at its own index, so the written order never depends on which thread finished first.
+        Parallel.For(0, encoded.Length, parallel, i => encoded[i] = Encode(source, split, order[start + i], p));
+        return encoded;
+    }, ct);
 
     private static EncodedSample Encode(IDatasetSource source, ShardSplitName split, int index, ShardParams p)
     {
@@ -185,7 +215,7 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
                 return (new FashionMnistDataset(s.EffectivePath, s.LimitTrain, s.LimitVal),
                     new ShardSourceInfo(kind, s.EffectivePath, $"Fashion-MNIST at {s.EffectivePath}", parameters));
             case ShardSourceKind.Folder:
-                var folder = new FolderDataset(s.EffectivePath, s.EffectiveValFraction, p.Seed);
+                var folder = new FolderDataset(s.EffectivePath, s.EffectiveValFraction, p.Seed, p.EffectiveShortSide);
                 return (folder, new ShardSourceInfo(kind, Path.GetFullPath(s.EffectivePath), $"image folder {Path.GetFullPath(s.EffectivePath)} ({folder.SplitLayout})", parameters));
             default:
                 var synthetic = new SyntheticOccludedObjects(s.EffectiveNumClasses, s.EffectiveImageSize, s.EffectiveTrainCount,
@@ -199,7 +229,7 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
     {
         var colour = channels == 1 ? "grey (1 channel)" : "RGB (3 channels, alpha dropped)";
         var resize = p.EffectiveShortSide is { } side
-            ? $"resize so the short side is {side} px, aspect kept (SkiaSharp: mipmap-linear when shrinking, Mitchell cubic when enlarging)"
+            ? $"resize so the short side is {side} px, aspect kept (SkiaSharp; JPEGs decoded at 1/2, 1/4 or 1/8 scale when that stays above the target, halved by 2x2 averaging while over twice the target, then Mitchell cubic)"
             : "no resize";
         var encode = p.ImageFormat == ShardImageFormat.Jpg ? $"JPEG quality {p.EffectiveJpegQuality}" : "PNG (lossless)";
         return $"decode; {resize}; {colour}; encode {encode}; train order shuffled with the seed, val in source order";

@@ -16,7 +16,7 @@ public sealed class ShardStageTests : IDisposable
     internal static ShardParams Parse(string json) =>
         JsonSerializer.Deserialize<ShardParams>(json, Pipeline.Stages.PipelineJson.Options)!;
 
-    private async Task<(StageResult Result, ShardManifest Manifest, StageContext Context)> Shard(string json, RecordingProgress? progress = null)
+    private async Task<(StageResult Result, ShardManifest Manifest, StageContext Context)> Shard(string json, IStageProgress? progress = null)
     {
         var context = _h.NewContext(progress);
         var result = await new ShardHandler().Handle(new ShardStage(Parse(json), context), CancellationToken.None);
@@ -207,6 +207,47 @@ public sealed class ShardStageTests : IDisposable
         var pixels = ImageCodec.DecodeChw(sample.Image, 1, out var h, out var w);
         Assert.Equal((28, 28), (h, w));
         Assert.Equal(IdxTestFiles.Pixel(0, 5) / 255f, pixels[5], 5);
+    }
+
+    [Theory]
+    [InlineData(14)]
+    [InlineData(56)]
+    public async Task Grey_images_are_resized_and_stay_grey(int shortSide)
+    {
+        var folder = _h.NewFolder("fmnist");
+        IdxTestFiles.WriteFashionMnist(folder, train: 10, val: 2);
+
+        var (_, m, _) = await Shard($$$"""{"source": {"kind": "fashion_mnist", "path": "{{{folder}}}"}, "short_side": {{{shortSide}}}}""");
+        var sample = await new ShardReader(_h.Store, m, _h.NewFolder("cache")).ReadAsync(ShardSplitName.Train).FirstAsync();
+
+        Assert.Equal(0, sample.Image[25]);
+        ImageCodec.DecodeChw(sample.Image, 1, out var h, out var w);
+        Assert.Equal((shortSide, shortSide), (h, w));
+        Assert.Equal(new ShardImageSpec(ShardImageFormat.Png, 1, shortSide, null), m.Image);
+    }
+
+    [Fact]
+    public async Task Cancellation_leaves_no_outputs()
+    {
+        using var cts = new CancellationTokenSource();
+        var context = _h.NewContext(new CancelOnReport(cts));
+        var request = new ShardStage(Parse("""{"source": {"train_count": 2000, "val_count": 0, "image_size": 16}, "shard_max_samples": 100}"""), context);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new ShardHandler().Handle(request, cts.Token).AsTask());
+
+        Assert.Empty(await _h.Store.ListAsync(context.OutputFolder).ToListAsync());
+    }
+
+    private sealed class CancelOnReport(CancellationTokenSource cts) : IStageProgress
+    {
+        private int _reports;
+
+        public void Report(double fraction, string? message = null)
+        {
+            if (++_reports == 3) cts.Cancel();
+        }
+
+        public void Metric(string name, double value, long? step = null) { }
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public sealed class StageTestHarness : IDisposable
         return path;
     }
 
-    public StageContext NewContext(RecordingProgress? progress = null)
+    public StageContext NewContext(IStageProgress? progress = null)
     {
         var n = Interlocked.Increment(ref _stages);
         return new StageContext
