@@ -46,8 +46,12 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
 
     public SourceImage Load(ShardSplitName split, int index) => new(Render(split, index), null);
 
-    public SKBitmap Render(ShardSplitName split, int index)
+    public SKBitmap Render(ShardSplitName split, int index) => Render(split, index, out _);
+
+    /// <summary>Renders one image; <paramref name="occluded"/> is the measured fraction of the object hidden.</summary>
+    public SKBitmap Render(ShardSplitName split, int index, out double occluded)
     {
+        occluded = 0;
         var rng = new DeterministicRandom(DeterministicRandom.Mix(_seed, (ulong)split + 1, (ulong)index));
         var cls = ClassOf(split, index);
         var shape = cls % ShapeNames.Count;
@@ -86,7 +90,7 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
 
         if (_occlusion > 0)
         {
-            using var occluders = Occluders(obj, cx, cy, radius, ref rng);
+            using var occluders = Occluders(obj, cx, cy, radius, ref rng, out occluded);
             paint.Color = RandomColor(ref rng, 0.05, 0.95);
             canvas.DrawPath(occluders, paint);
         }
@@ -97,8 +101,9 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
     /// Adds blobs and bars over the object until they cover the requested fraction of its area (±0.05), measured on a
     /// small mask; a candidate that would overshoot is retried smaller.
     /// </summary>
-    private SKPath Occluders(SKPath obj, float cx, float cy, float radius, ref DeterministicRandom rng)
+    private SKPath Occluders(SKPath obj, float cx, float cy, float radius, ref DeterministicRandom rng, out double occluded)
     {
+        occluded = 0;
         var m = Math.Min(MaskSize, _size);
         var toMask = SKMatrix.CreateScale((float)m / _size, (float)m / _size);
         using var objMask = new SKBitmap(new SKImageInfo(m, m, SKColorType.Alpha8, SKAlphaType.Premul));
@@ -136,6 +141,7 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
             }
             union.Dispose();
             union = new SKPath(merged);
+            occluded = covered;
             if (covered >= target - 0.05) break;
         }
         return union;
