@@ -12,7 +12,8 @@ public sealed record ShardBenchmarkResult(string Name, string Detail, int Images
 
 /// <summary>
 /// Measures sharding throughput on this machine: (a) the synthetic set rendered and PNG-encoded, (b) a folder of
-/// JPEGs (generated first, not timed) decoded, resized and re-encoded. Everything runs in a temp folder that is deleted.
+/// JPEGs (generated first, not timed) decoded, resized and re-encoded as PNG, (c) the same re-encoded as JPEG.
+/// Everything runs in a temp folder that is deleted.
 /// </summary>
 public static class ShardBenchmark
 {
@@ -38,6 +39,8 @@ public static class ShardBenchmark
                 ShortSide = 128,
             };
             results.Add(await MeasureAsync("folder-jpeg", $"{jpegImages} JPEGs 256x192 -> short side 128, PNG", jpegs, root, repeats, logger, ct));
+            var jpegToJpeg = jpegs with { ImageFormat = ShardImageFormat.Jpg };
+            results.Add(await MeasureAsync("folder-jpeg-to-jpg", $"{jpegImages} JPEGs 256x192 -> short side 128, JPEG q90", jpegToJpeg, root, repeats, logger, ct));
             return results;
         }
         finally

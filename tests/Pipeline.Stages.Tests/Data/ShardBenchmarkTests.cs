@@ -9,8 +9,8 @@ public sealed class ShardBenchmarkTests
     {
         var results = await ShardBenchmark.RunAsync(syntheticImages: 40, jpegImages: 20, repeats: 1);
 
-        Assert.Equal(["synthetic", "folder-jpeg"], results.Select(r => r.Name));
-        Assert.Equal([40, 20], results.Select(r => r.Images));
+        Assert.Equal(["synthetic", "folder-jpeg", "folder-jpeg-to-jpg"], results.Select(r => r.Name));
+        Assert.Equal([40, 20, 20], results.Select(r => r.Images));
         Assert.All(results, r => Assert.True(r.ImagesPerSecond > 0));
     }
 
