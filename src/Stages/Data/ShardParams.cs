@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Pipeline.Stages.Execution;
 
 namespace Pipeline.Stages.Data;
@@ -46,8 +47,10 @@ public sealed record ShardParams : IStageParams
     /// <summary>Encoding threads; null or 0 uses every core. Does not change the output.</summary>
     public int? Threads { get; init; }
 
+    [JsonIgnore]
     public int EffectiveJpegQuality => JpegQuality ?? 90;
 
+    [JsonIgnore]
     public int? EffectiveShortSide => ShortSide is null or 0 ? null : ShortSide;
 
     public IEnumerable<ValidationError> Validate()
@@ -112,14 +115,38 @@ public sealed record ShardSourceParams
     /// <summary>Number of distractor fragments behind the object.</summary>
     public int? Clutter { get; init; }
 
+    [JsonIgnore]
     public string EffectivePath => Path ?? (Kind == ShardSourceKind.FashionMnist ? DefaultFashionMnistPath : "");
+    [JsonIgnore]
     public double EffectiveValFraction => ValFraction ?? 0.1;
+    [JsonIgnore]
     public int EffectiveNumClasses => NumClasses ?? 10;
+    [JsonIgnore]
     public int EffectiveImageSize => ImageSize ?? 64;
+    [JsonIgnore]
     public int EffectiveTrainCount => TrainCount ?? 2000;
+    [JsonIgnore]
     public int EffectiveValCount => ValCount ?? 500;
+    [JsonIgnore]
     public double EffectiveOcclusion => Occlusion ?? 0.3;
+    [JsonIgnore]
     public int EffectiveClutter => Clutter ?? 3;
+
+    /// <summary>These params with the defaults of this kind filled in (what the manifest records).</summary>
+    public ShardSourceParams Resolved() => Kind switch
+    {
+        ShardSourceKind.Synthetic => this with
+        {
+            NumClasses = EffectiveNumClasses,
+            ImageSize = EffectiveImageSize,
+            TrainCount = EffectiveTrainCount,
+            ValCount = EffectiveValCount,
+            Occlusion = EffectiveOcclusion,
+            Clutter = EffectiveClutter,
+        },
+        ShardSourceKind.FashionMnist => this with { Path = EffectivePath },
+        _ => this with { ValFraction = EffectiveValFraction },
+    };
 
     public IEnumerable<ValidationError> Validate()
     {

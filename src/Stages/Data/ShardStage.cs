@@ -207,7 +207,7 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
     private static (IDatasetSource, ShardSourceInfo) OpenSource(ShardParams p)
     {
         var s = p.Source;
-        var parameters = JsonSerializer.SerializeToNode(s, PipelineJson.Options)!.AsObject();
+        var parameters = JsonSerializer.SerializeToNode(s.Resolved(), PipelineJson.Options)!.AsObject();
         var kind = ShardSourceParams.PipelineKindName(s.Kind);
         switch (s.Kind)
         {

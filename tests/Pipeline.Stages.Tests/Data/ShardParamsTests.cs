@@ -51,6 +51,17 @@ public sealed class ShardParamsTests
     }
 
     [Fact]
+    public void Params_round_trip_through_json_without_derived_fields()
+    {
+        var p = ShardStageTests.Parse("""{"source": {"kind": "folder", "path": "/data"}, "short_side": 128}""");
+
+        var json = JsonSerializer.Serialize(p, Pipeline.Stages.PipelineJson.Options);
+
+        Assert.DoesNotContain("effective", json);
+        Assert.Equal(p, ShardStageTests.Parse(json));
+    }
+
+    [Fact]
     public void Unknown_fields_are_rejected_when_parsing()
     {
         Assert.Throws<JsonException>(() => ShardStageTests.Parse("""{"source": {"kind": "synthetic", "occlusoin": 0.2}}"""));

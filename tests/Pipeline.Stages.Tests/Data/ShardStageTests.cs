@@ -64,6 +64,8 @@ public sealed class ShardStageTests : IDisposable
         Assert.All(m.Train.Shards, s => Assert.True(s.Samples <= 50));
         Assert.Equal(new ShardImageSpec(ShardImageFormat.Png, 3, null, null), m.Image);
         Assert.Equal("synthetic", m.Source.Kind);
+        Assert.Equal(0.4, (double)m.Source.Parameters["occlusion"]!);
+        Assert.Equal(32, (int)m.Source.Parameters["image_size"]!);
         Assert.Equal(0, m.Skipped.Total);
         Assert.Equal(m.Train.Shards.Count + m.Val.Shards.Count + 1, result.Artifacts.Count);
         Assert.Equal(context.OutputFolder + "manifest.json", result.Artifacts[^1].Path);
