@@ -65,7 +65,7 @@ internal sealed class FolderDataset : IDatasetSource
         if (bytes.Length == 0) return SourceImage.Skip("empty file (0 bytes)");
         var bitmap = ImageCodec.DecodeRgb(bytes, _decodeShortSide);
         return bitmap is null
-            ? SourceImage.Skip($"not a decodable JPEG/PNG ({bytes.Length} bytes; corrupt, truncated or another format)")
+            ? SourceImage.Skip($"not a decodable JPEG/PNG ({bytes.Length} bytes; corrupt, truncated, another format, or over {ImageCodec.MaxPixels} pixels)")
             : new SourceImage(bitmap, null);
     }
 

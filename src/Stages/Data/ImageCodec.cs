@@ -9,10 +9,14 @@ namespace Pipeline.Stages.Data;
 /// </summary>
 public static class ImageCodec
 {
+    /// <summary>Images with more decoded pixels than this are refused (a crafted file must not exhaust memory).</summary>
+    public const long MaxPixels = 128L << 20;
+
     /// <summary>
-    /// Decodes JPEG/PNG bytes to an RGB(A) bitmap, or returns null when the bytes are not a decodable image. With
-    /// <paramref name="minShortSide"/>, a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 scale that keeps its short
-    /// side at least that long: the DCT-domain downscale is both faster and cleaner than resizing full-size pixels.
+    /// Decodes JPEG/PNG bytes to an RGB(A) bitmap, or returns null when the bytes are not a decodable image (or one
+    /// larger than <see cref="MaxPixels"/>). With <paramref name="minShortSide"/>, a JPEG is decoded at the smallest of
+    /// 1/8, 1/4, 1/2 scale that keeps its short side at least that long: the DCT-domain downscale is both faster and
+    /// cleaner than resizing full-size pixels.
     /// </summary>
     public static SKBitmap? DecodeRgb(ReadOnlySpan<byte> bytes, int? minShortSide = null)
     {
@@ -33,6 +37,7 @@ public static class ImageCodec
                 }
             }
         }
+        if ((long)size.Width * size.Height > MaxPixels) return null;
         var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
         var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
