@@ -37,7 +37,7 @@ public static class Commands
         }
         try
         {
-            return await parsed.InvokeAsync();
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (RunSpecException e)
         {

@@ -7,12 +7,14 @@ namespace Pipeline.Jobs.Engine;
 /// <summary>The one hashing rule for caching: hash(kind, stage code version, canonical params, input artifact hashes).</summary>
 public static class ContentKeys
 {
-    public static string Compute(string kind, int version, string canonicalParams, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> inputs)
+    public static string Compute(string kind, int version, string canonicalParams, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> inputs,
+        string? externalInputs = null)
     {
         var text = new StringBuilder()
             .Append("kind=").Append(kind).Append('\n')
             .Append("version=").Append(version).Append('\n')
-            .Append("params=").Append(canonicalParams).Append('\n');
+            .Append("params=").Append(canonicalParams).Append('\n')
+            .Append("external=").Append(externalInputs).Append('\n');
         // Inputs by content only (file name + sha256): the same bytes from another run give the same key.
         foreach (var (dep, artifacts) in inputs.OrderBy(i => i.Key, StringComparer.Ordinal))
         {

@@ -51,7 +51,7 @@ public sealed class StageJob(
         var kind = StageCatalog.Get(stage.Kind);
         var parameters = kind.DeserializeParams(JsonDocument.Parse(stage.ParamsJson).RootElement);
         var inputs = await LoadInputsAsync(stageId, cancellationToken);
-        var key = ContentKeys.Compute(kind.Kind, kind.Version, stage.ParamsJson, inputs);
+        var key = ContentKeys.Compute(kind.Kind, kind.Version, stage.ParamsJson, inputs, (parameters as IExternalInputs)?.FingerprintExternalInputs());
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
             await db.Stages.Where(s => s.Id == stageId).ExecuteUpdateAsync(s => s.SetProperty(x => x.ContentKey, key), cancellationToken);

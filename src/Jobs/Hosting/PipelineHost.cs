@@ -35,6 +35,8 @@ public static class PipelineHost
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Hangfire", LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+            // Start-up failures (invalid options) are reported once, by the caller, without a stack trace.
+            .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", LogEventLevel.Fatal)
             .Enrich.FromLogContext();
         if (Enum.TryParse<LogEventLevel>(config["Pipeline:LogLevel"], ignoreCase: true, out var level)) lc.MinimumLevel.Is(level);
         return string.Equals(config["Pipeline:LogFormat"], "json", StringComparison.OrdinalIgnoreCase)

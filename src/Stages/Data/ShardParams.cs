@@ -19,7 +19,7 @@ public enum ShardImageFormat
 /// <summary>
 /// Parameters of the <c>shard</c> stage. Every field has a default, so <c>{}</c> shards the built-in synthetic set.
 /// </summary>
-public sealed record ShardParams : IStageParams
+public sealed record ShardParams : IStageParams, IExternalInputs
 {
     public const long DefaultShardMaxBytes = 64L << 20;
 
@@ -52,6 +52,22 @@ public sealed record ShardParams : IStageParams
 
     [JsonIgnore]
     public int? EffectiveShortSide => ShortSide is null or 0 ? null : ShortSide;
+
+    /// <summary>
+    /// Folder and Fashion-MNIST sources: every file's relative path, size and modification time under the source path,
+    /// hashed (cheap next to sharding). The synthetic source has no external data.
+    /// </summary>
+    public string? FingerprintExternalInputs()
+    {
+        if (Source is null || Source.Kind == ShardSourceKind.Synthetic) return null;
+        var root = Source.EffectivePath;
+        if (!Directory.Exists(root)) return $"missing:{root}";
+        var lines = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .Select(f => new FileInfo(f))
+            .Select(f => $"{System.IO.Path.GetRelativePath(root, f.FullName)}\t{f.Length}\t{f.LastWriteTimeUtc.Ticks}")
+            .Order(StringComparer.Ordinal);
+        return Artifacts.Sha256Stream.Hex(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', lines)));
+    }
 
     public IEnumerable<ValidationError> Validate()
     {

@@ -38,6 +38,16 @@ public interface IStageParams
     IEnumerable<ValidationError> Validate();
 }
 
+/// <summary>
+/// Parameters that name data outside the artifact store (a dataset folder, IDX files) fingerprint it, so that a cached
+/// result is not reused after that data changed. Computed on the worker, just before the stage would run.
+/// </summary>
+public interface IExternalInputs
+{
+    /// <summary>A stable text that changes when the external data changes (e.g. file names, sizes and times), or null.</summary>
+    string? FingerprintExternalInputs();
+}
+
 public sealed record ValidationError(string Field, string Message)
 {
     public override string ToString() => $"{Field}: {Message}";
