@@ -17,7 +17,10 @@ public sealed class StageLoggingBehavior<TMessage, TResponse>(ILogger<StageLoggi
         if (message is not IStageRequest { Context: var ctx }) return await next(message, cancellationToken);
         using var scope = log.BeginScope(new Dictionary<string, object>
         {
-            ["RunId"] = ctx.RunId, ["StageId"] = ctx.StageId, ["StageName"] = ctx.StageName, ["Attempt"] = ctx.Attempt,
+            ["RunId"] = ctx.RunId,
+            ["StageId"] = ctx.StageId,
+            ["StageName"] = ctx.StageName,
+            ["Attempt"] = ctx.Attempt,
         });
         var kind = message.GetType().Name;
         log.LogInformation("Stage {StageName} ({Kind}) attempt {Attempt} started", ctx.StageName, kind, ctx.Attempt);

@@ -26,7 +26,11 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
         {
             var stage = new Stage
             {
-                Name = p.Name, Kind = p.Kind.Kind, Queue = p.Kind.Queue, ParamsJson = p.CanonicalParams, CreatedAt = now,
+                Name = p.Name,
+                Kind = p.Kind.Kind,
+                Queue = p.Kind.Queue,
+                ParamsJson = p.CanonicalParams,
+                CreatedAt = now,
                 History = [new StageTransition { To = StageStatus.Pending, At = now, Attempt = 1, Reason = "run created" }],
             };
             stage.DependsOn = [.. p.DependsOn.Select(d => new StageDependency { DependsOnStage = byName[d] })];

@@ -64,9 +64,16 @@ public sealed class StageJob(
         Directory.CreateDirectory(scratch);
         var context = new StageContext
         {
-            RunId = stage.RunId, StageId = stageId, StageName = stage.Name, Attempt = attempt, Store = store,
-            OutputFolder = ArtifactPaths.StageFolder(stage.RunId, stage.Kind, key), Inputs = inputs, Progress = heartbeat,
-            Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType.Name}"), ScratchFolder = scratch,
+            RunId = stage.RunId,
+            StageId = stageId,
+            StageName = stage.Name,
+            Attempt = attempt,
+            Store = store,
+            OutputFolder = ArtifactPaths.StageFolder(stage.RunId, stage.Kind, key),
+            Inputs = inputs,
+            Progress = heartbeat,
+            Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType.Name}"),
+            ScratchFolder = scratch,
         };
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -188,7 +195,14 @@ public sealed class StageJob(
             var now = DateTime.UtcNow;
             db.Artifacts.AddRange(artifacts.Select(a => new ArtifactRecord
             {
-                RunId = stage.RunId, StageId = stage.Id, Path = a.Path, Uri = a.Uri, Bytes = a.Bytes, Sha256 = a.Sha256, MediaType = a.MediaType, CreatedAt = now,
+                RunId = stage.RunId,
+                StageId = stage.Id,
+                Path = a.Path,
+                Uri = a.Uri,
+                Bytes = a.Bytes,
+                Sha256 = a.Sha256,
+                MediaType = a.MediaType,
+                CreatedAt = now,
             }));
             await db.SaveChangesAsync(ct);
             var won = await StageEngine.TryTransitionAsync(db, stage.Id, stage.Attempt, StageStatus.Running, StageStatus.Cached,
@@ -211,7 +225,14 @@ public sealed class StageJob(
         var now = DateTime.UtcNow;
         db.Artifacts.AddRange(result.Artifacts.Select(a => new ArtifactRecord
         {
-            RunId = stage.RunId, StageId = stage.Id, Path = a.Path, Uri = a.Uri.ToString(), Bytes = a.Bytes, Sha256 = a.Sha256, MediaType = a.MediaType, CreatedAt = now,
+            RunId = stage.RunId,
+            StageId = stage.Id,
+            Path = a.Path,
+            Uri = a.Uri.ToString(),
+            Bytes = a.Bytes,
+            Sha256 = a.Sha256,
+            MediaType = a.MediaType,
+            CreatedAt = now,
         }));
         await db.SaveChangesAsync(ct);
         var summary = result.Summary?.ToJsonString();
