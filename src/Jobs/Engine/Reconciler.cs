@@ -68,6 +68,11 @@ public sealed class Reconciler(
             }
             log.LogWarning("Stage {StageId}: {Reason}; {Action}", s.Id, reason, target == StageStatus.Queued ? "re-queued as a new attempt" : "cancelled as requested");
             if (target == StageStatus.Queued) await engine.EnqueueAsync(s.Id, ct);
+            else
+            {
+                await engine.BlockDependentsAsync(s.Id, "a dependency was cancelled", ct);
+                await engine.RefreshRunStatusAsync(await db.Stages.Where(x => x.Id == s.Id).Select(x => x.RunId).SingleAsync(ct), ct);
+            }
             repaired++;
         }
 
