@@ -22,6 +22,7 @@ public static class Commands
         root.Subcommands.Add(StagesCommand());
         root.Subcommands.Add(ArtifactsCommand());
         root.Subcommands.Add(WorkerCommand());
+        root.Subcommands.Add(ModelsCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
         return root;
     }
@@ -44,6 +45,10 @@ public static class Commands
             return CliOutput.Error(e.Message);
         }
         catch (EngineException e)
+        {
+            return CliOutput.Error(e.Message);
+        }
+        catch (Pipeline.Stages.Models.ModelSpecException e)
         {
             return CliOutput.Error(e.Message);
         }
