@@ -60,6 +60,11 @@ public sealed record RgcSpec
 
     public bool ResidualIntoOutput { get; init; }
 
+    /// <summary>With <see cref="OutResidual"/>: whether W_rh·res enters the output gate. The searched median cell does
+    /// not (neuroailab/convrnns <c>configs/median_rgcell_cfg.py</c>: <c>residual_to_out_gate = False</c>,
+    /// <c>out_residual = True</c>); the shallow cell does (<c>models/rgc_shallow.json</c>: <c>residual_to_out_gate</c>).</summary>
+    public bool ResidualIntoGate { get; init; } = true;
+
     /// <summary>rgc_shallow: 3×3 kernels, cell depth = out depth, sigmoid τ and gate, h_in = x, residual into the output gate.</summary>
     public static readonly RgcSpec Shallow = new();
 
@@ -69,6 +74,6 @@ public sealed record RgcSpec
         CellDepth = 64, TauKernel = 7, GateKernel = 7, DepthwiseSeparable = true,
         TauActivation = GateActivation.Sigmoid, GateActivation = GateActivation.Tanh,
         ATau = 0.9219, KTau = -0.9219, AGate = 0.7007, KGate = -0.7007,
-        InputToCellKernel = 2, InputToOutKernel = 3, OutResidual = true, ResidualIntoOutput = true,
+        InputToCellKernel = 2, InputToOutKernel = 3, OutResidual = true, ResidualIntoOutput = true, ResidualIntoGate = false,
     };
 }

@@ -1,0 +1,48 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Pipeline.Stages.Models.Cells;
+
+/// <summary>
+/// Convolutional simple RNN (CONVRNN.md "Other cells"): h' = elu(LN(W_i*x + W_s*h)). W_i and W_s run as one conv over
+/// [x, h]. State <c>[h]</c>, output h' (+ feedback at the output). Keys: <c>conv.weight/bias</c>, and with layer norm
+/// <c>layer_norm.weight/bias</c> (per channel, shape (C,1,1); see <see cref="GroupedLayerNorm"/>).
+/// </summary>
+public sealed class SimpleRnnCell : RecurrentCell
+{
+    private readonly Conv2d conv;
+    private readonly GroupedLayerNorm? layer_norm;
+    private readonly long inChannels, outChannels;
+
+    public SimpleRnnCell(long inChannels, long outChannels, int kernel = 3, bool layerNorm = false, string name = "simple_rnn")
+        : base(name)
+    {
+        CellLayers.RequirePositive(inChannels, "in channels");
+        CellLayers.RequirePositive(outChannels, "out channels");
+        CellLayers.RequirePositive(kernel, "cell.kernel");
+        this.inChannels = inChannels;
+        this.outChannels = outChannels;
+        conv = CellLayers.SameConv(inChannels + outChannels, outChannels, kernel);
+        layer_norm = layerNorm ? new GroupedLayerNorm(outChannels, 1) : null;
+        RegisterComponents();
+    }
+
+    public override long InChannels => inChannels;
+    public override long OutChannels => outChannels;
+
+    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
+        [torch.zeros(batch, outChannels, height, width, dtype, device)];
+
+    public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        using var scope = NewDisposeScope();
+        // CONVRNN.md SimpleRNN: h' = elu(LN(W_i * x + W_s * h))
+        var pre = conv.forward(torch.cat([x, state[0]], 1));
+        if (layer_norm is not null)
+            pre = layer_norm.forward(pre);
+        var hNext = nn.functional.elu(pre, 1.0);
+        return CellOutputs.Emit(hNext, extras, hNext);
+    }
+}
