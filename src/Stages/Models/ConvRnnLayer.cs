@@ -79,13 +79,13 @@ public sealed class ConvRnnLayer : nn.Module
         Tensor? fb = null;
         if (feedback is not null && feedbackInput is not null)
         {
-            fb = feedback.forward(feedbackInput);
+            fb = feedback.call(feedbackInput);
             if (_feedbackSpec.Elu) fb = nn.functional.elu(fb, 1.0);
         }
         var layerInput = fb is not null && _feedbackSpec.Entry == FeedbackEntry.Input ? input + fb : input;
         var fbAtOut = _feedbackSpec.Entry == FeedbackEntry.Out ? fb : null;
 
-        var x = nn.functional.elu(conv.forward(layerInput), 1.0);
+        var x = nn.functional.elu(conv.call(layerInput), 1.0);
         Tensor h;
         var newState = state;
         if (cell is not null)
@@ -98,8 +98,8 @@ public sealed class ConvRnnLayer : nn.Module
         }
         if (conv2 is not null)
         {
-            var shortcut = proj is null ? layerInput : proj.forward(layerInput);
-            h = nn.functional.elu(conv2.forward(h) + shortcut, 1.0);
+            var shortcut = proj is null ? layerInput : proj.call(layerInput);
+            h = nn.functional.elu(conv2.call(h) + shortcut, 1.0);
         }
         if (Pools(h.shape[2])) h = nn.functional.max_pool2d(h, _spec.Pool, _spec.Pool);
         return (h, newState);

@@ -105,8 +105,8 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     }
 
     private Tensor Decode(Tensor last) => Spec.Decoder.Kind == DecoderKind.Conv
-        ? decoder.forward(last).mean([2, 3])
-        : decoder.forward(nn.functional.adaptive_avg_pool2d(last, 1).flatten(1));
+        ? decoder.call(last).mean([2, 3])
+        : decoder.call(nn.functional.adaptive_avg_pool2d(last, 1).flatten(1));
 
     /// <summary>Outputs of later layers at t−1, resized (bilinear, align corners) to this layer's input size and
     /// concatenated in layer order; null when the layer has no feedback.</summary>

@@ -28,11 +28,11 @@ public sealed class ResNetModel : IVisionModel
     public UnrollResult Unroll(Tensor images, int? steps = null, FeatureTap? tap = null)
     {
         Tensor logits;
-        if (tap is null) logits = _net.forward(images);
+        if (tap is null) logits = _net.call(images);
         else
         {
             foreach (var (layer, output) in _net.Features(images)) tap(layer, 0, output);
-            logits = _net.forward(images);
+            logits = _net.call(images);
         }
         return new UnrollResult([logits], logits, zeros(images.shape[0], dtype: int64, device: images.device));
     }
