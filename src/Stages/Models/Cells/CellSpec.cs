@@ -66,9 +66,19 @@ public sealed record RgcSpec
     /// <summary>The searched median cell: depth 64, 7×7 depthwise-separable τ/gate, tanh gate, the fitted a/k constants.</summary>
     public static readonly RgcSpec Median = new()
     {
-        CellDepth = 64, TauKernel = 7, GateKernel = 7, DepthwiseSeparable = true,
-        TauActivation = GateActivation.Sigmoid, GateActivation = GateActivation.Tanh,
-        ATau = 0.9219, KTau = -0.9219, AGate = 0.7007, KGate = -0.7007,
-        InputToCellKernel = 2, InputToOutKernel = 3, OutResidual = true, ResidualIntoOutput = true,
+        CellDepth = 64,
+        TauKernel = 7,
+        GateKernel = 7,
+        DepthwiseSeparable = true,
+        TauActivation = GateActivation.Sigmoid,
+        GateActivation = GateActivation.Tanh,
+        ATau = 0.9219,
+        KTau = -0.9219,
+        AGate = 0.7007,
+        KGate = -0.7007,
+        InputToCellKernel = 2,
+        InputToOutKernel = 3,
+        OutResidual = true,
+        ResidualIntoOutput = true,
     };
 }
