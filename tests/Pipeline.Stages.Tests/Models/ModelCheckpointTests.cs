@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Models;
@@ -254,5 +255,24 @@ public sealed class ModelCheckpointTests : IDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await p.WaitForExitAsync(cts.Token);
         return (p.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task The_sidecar_spec_rebuilds_the_model_before_its_weights_are_loaded()
+    {
+        var spec = ResNetSpec.ResNet18 with { Classes = 6, Width = 0.25, InChannels = 1 };
+        torch.manual_seed(4);
+        using var original = new ResNet(spec);
+        original.eval();
+        var path = Path.Combine(_dir, "from-spec.safetensors");
+        await ModelCheckpoint.SaveAsync(original, path, JsonSerializer.SerializeToNode(spec, PipelineJson.Options)!, CancellationToken.None);
+
+        var rebuiltSpec = ModelCheckpoint.ReadSpec(path).Deserialize<ResNetSpec>(PipelineJson.Options)!;
+        using var rebuilt = new ResNet(rebuiltSpec);
+        rebuilt.eval();
+        ModelCheckpoint.Load(rebuilt, path);
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(1, 1, 32, 32);
+        Assert.True(original.forward(x).Equals(rebuilt.forward(x)));
     }
 }
