@@ -11,12 +11,14 @@ PG_STARTED=""
 
 services_log() { printf '[services] %s\n' "$*" >&2; }
 
-# Debian packages: postgresql (the test server) and dataset-fashion-mnist (real data for the data tests).
+# Debian packages: postgresql (the test server), dataset-fashion-mnist (real data for the data tests), and
+# python3-torch + python3-numpy (the checkpoint test reads a C#-written ResNet-18 back in Python).
 # 'apt-get update' runs once, and only when something is missing, so a second run costs nothing.
 services_install_packages() {
   local missing=()
   [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" ]] || missing+=(postgresql)
   [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || missing+=(dataset-fashion-mnist)
+  /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null || missing+=(python3-torch python3-numpy)
   if ((${#missing[@]})); then
     services_log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

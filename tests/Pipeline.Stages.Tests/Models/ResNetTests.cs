@@ -114,4 +114,42 @@ public class ResNetTests
         Assert.Equal(new long[] { 2, 64, 4, 4 }, taps[2].Output.shape);
         Assert.Equal(new long[] { 2, 128, 2, 2 }, taps[3].Output.shape);
     }
+
+    [Fact]
+    public void A_training_step_backpropagates_through_the_in_place_residual_adds()
+    {
+        using var m = ResNet.ResNet18(classes: 5, width: 0.125);
+        m.train();
+        using var opt = torch.optim.SGD(m.parameters(), learningRate: 0.1);
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(4, 3, 32, 32);
+        var labels = torch.tensor(new long[] { 0, 1, 2, 3 });
+        var before = m.state_dict()["conv1.weight"].clone();
+        opt.zero_grad();
+        var loss = nn.functional.cross_entropy(m.forward(x), labels);
+        loss.backward();
+        opt.step();
+        Assert.True(float.IsFinite(loss.ToSingle()));
+        Assert.False(before.Equals(m.state_dict()["conv1.weight"]));
+    }
+
+    [Fact]
+    public void Spec_round_trips_through_pipeline_json()
+    {
+        var spec = ResNetSpec.ResNet34 with { Classes = 10, Width = 0.5, InChannels = 1 };
+        var json = System.Text.Json.JsonSerializer.Serialize(spec, PipelineJson.Options);
+        Assert.Contains("\"in_channels\": 1", json);
+        var back = System.Text.Json.JsonSerializer.Deserialize<ResNetSpec>(json, PipelineJson.Options)!;
+        Assert.Equal(spec.Blocks, back.Blocks);
+        using var a = new ResNet(spec);
+        using var b = new ResNet(back);
+        Assert.Equal(ParameterCount(a), ParameterCount(b));
+    }
+
+    [Fact]
+    public void A_spec_with_three_stages_is_rejected()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new ResNet(new ResNetSpec { Blocks = [2, 2, 2] }));
+        Assert.Contains("4 stages", ex.Message);
+    }
 }
