@@ -1,11 +1,36 @@
 using System.CommandLine;
 using Pipeline.Stages.Data;
+using Pipeline.Stages.Models;
 
 namespace Pipeline.Jobs.Cli;
 
 /// <summary>`pipeline bench …`: measurements printed on this machine (bench/README.md records them).</summary>
 public static class BenchCommands
 {
+    private static Command Models()
+    {
+        var inputSize = new Option<int>("--input-size") { Description = "Input size in pixels", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
+        var threads = new Option<int>("--threads") { Description = "Torch CPU threads", DefaultValueFactory = _ => 2 };
+        var presets = new Option<string?>("--presets") { Description = "Comma-separated presets (default: all)" };
+        var repeats = new Option<int>("--repeats") { Description = "Timed iterations after one warm-up; the median is reported", DefaultValueFactory = _ => 3 };
+        var cmd = new Command("models", "Images/s of forward and forward+backward for each model preset (full unroll)") { inputSize, batch, threads, presets, repeats };
+        cmd.SetAction(p =>
+        {
+            TorchSharp.torch.set_num_threads(p.GetValue(threads));
+            var names = p.GetValue(presets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [.. ModelPresets.Names];
+            Console.WriteLine($"machine: {Environment.ProcessorCount} cores; torch threads {p.GetValue(threads)}; input {p.GetValue(inputSize)} px, batch {p.GetValue(batch)}, 1000 classes");
+            Console.WriteLine($"{"preset",-26} {"parameters",12} {"T",4} {"forward img/s",14} {"fwd+bwd img/s",14}");
+            foreach (var name in names)
+            {
+                var r = ModelBenchmark.Run(name, p.GetValue(inputSize), p.GetValue(batch), repeats: p.GetValue(repeats));
+                Console.WriteLine($"{r.Preset,-26} {r.Parameters,12:N0} {r.Steps,4} {r.ForwardImagesPerSecond,14:F1} {r.TrainImagesPerSecond,14:F1}");
+            }
+            return CliOutput.Ok;
+        });
+        return cmd;
+    }
+
     public static Command Build()
     {
         var synthetic = new Option<int>("--synthetic-images") { Description = "Synthetic images per repeat (64 px)", DefaultValueFactory = _ => 2000 };
@@ -23,6 +48,6 @@ public static class BenchCommands
             }
             return CliOutput.Ok;
         });
-        return new Command("bench", "Measure throughput on this machine") { shard };
+        return new Command("bench", "Measure throughput on this machine") { shard, Models() };
     }
 }
