@@ -90,4 +90,88 @@ public class ReciprocalGatedCellTests
             Assert.True(diff <= 1e-4 * Math.Max(1, rg.abs().max().ToDouble()), $"{name}: gradient differs from the reference by {diff}");
         }
     }
+
+    /// <summary>
+    /// CONVRNN.md "Bypass": with zero states and zero biases the first step is h = act_h((a_g + k_g·f_g(0))·h_in), with no
+    /// recurrent weight involved. Conditions, precisely: every conv bias is zeroed; states are zero, so the τ terms
+    /// multiply zeros and the gates read f(W·0 + 0) = f(0). The shallow cell's residual enters the output gate
+    /// (W_rh·res), so the gate is f_g(0) only if that term vanishes: the test uses a zero residual, and separately a cell
+    /// without the residual path. The median cell's residual is added to h_in instead (projected 1×1), not to the gate,
+    /// so there a non-zero residual is fine and is part of h_in.
+    /// </summary>
+    [Fact]
+    public void Rgc_first_step_bypasses_recurrent_weights()
+    {
+        Seed();
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(Batch, Channels, 6, 5);
+
+        // Shallow: h_in = x, sigmoid gate: h = elu(0.5·x).
+        foreach (var (spec, res) in new[]
+                 {
+                     (RgcSpec.Shallow, torch.zeros(Batch, ResidualChannels, 6, 5)),
+                     (RgcSpec.Shallow with { OutResidual = false }, (Tensor?)null),
+                 })
+        {
+            using var cell = new ReciprocalGatedCell(spec, Channels, Channels, ResidualChannels);
+            ZeroBiases(cell);
+            var (h, state) = cell.Step(x, cell.ZeroState(Batch, 6, 5, CPU, ScalarType.Float32), new CellExtras(res, null));
+            AssertClose(nn.functional.elu(0.5 * x, 1.0), h);
+            Assert.Equal(h.shape, state[0].shape);
+
+            // The same output whatever the recurrent weights are (biases stay zero).
+            using (torch.no_grad())
+                foreach (var (n, p) in cell.named_parameters())
+                    if (!n.StartsWith("input_to", StringComparison.Ordinal) && n.EndsWith("weight", StringComparison.Ordinal))
+                        p.normal_(0, 3);
+            var (again, _) = cell.Step(x, cell.ZeroState(Batch, 6, 5, CPU, ScalarType.Float32), new CellExtras(res, null));
+            AssertClose(h, again);
+        }
+
+        // Median: h_in = W_xh*x + P·res, tanh gate: h = elu((0.7007 + (−0.7007)·tanh(0))·h_in) = elu(0.7007·h_in).
+        {
+            var spec = RgcSpec.Median with { CellDepth = 16 };
+            using var cell = new ReciprocalGatedCell(spec, Channels, Channels, ResidualChannels);
+            ZeroBiases(cell);
+            var res = torch.randn(Batch, ResidualChannels, 6, 5);
+            var p = Parameters(cell);
+            var hIn = nn.functional.conv2d(x, p["input_to_out.weight"], null, padding: [1L, 1L])
+                      + nn.functional.conv2d(res, p["residual_projection.weight"]);
+            var (h, _) = cell.Step(x, cell.ZeroState(Batch, 6, 5, CPU, ScalarType.Float32), new CellExtras(res, null));
+            AssertClose(nn.functional.elu(spec.AGate * hIn, 1.0), h);
+        }
+    }
+
+    [Fact]
+    public void Rgc_without_an_input_to_output_conv_needs_equal_channels()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ReciprocalGatedCell(RgcSpec.Shallow, 8, 16, 8));
+        Assert.Contains("in channels (8) must equal out channels (16)", e.Message, StringComparison.Ordinal);
+        using var ok = new ReciprocalGatedCell(RgcSpec.Shallow with { InputToOutKernel = 3 }, 8, 16, 8);
+        Assert.Equal(16, ok.OutChannels);
+    }
+
+    [Fact]
+    public void Rgc_with_a_residual_path_refuses_a_step_without_the_residual()
+    {
+        Seed();
+        using var cell = new ReciprocalGatedCell(RgcSpec.Shallow, Channels, Channels, ResidualChannels);
+        using var scope = torch.NewDisposeScope();
+        var e = Assert.Throws<ArgumentException>(() =>
+            cell.Step(torch.randn(1, Channels, 4, 4), cell.ZeroState(1, 4, 4, CPU, ScalarType.Float32), default));
+        Assert.Contains("extras.Residual", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rgc_feedback_at_the_output_enters_h_in()
+    {
+        // First step, zero biases and states, shallow without residual: h = elu(0.5·(x + fb)).
+        Seed();
+        using var cell = new ReciprocalGatedCell(RgcSpec.Shallow with { OutResidual = false }, Channels, Channels, 0);
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(Batch, Channels, 4, 4);
+        var fb = torch.randn(Batch, Channels, 4, 4);
+        var (h, _) = cell.Step(x, cell.ZeroState(Batch, 4, 4, CPU, ScalarType.Float32), new CellExtras(null, fb));
+        AssertClose(nn.functional.elu(0.5 * (x + fb), 1.0), h);
+    }
 }
