@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 namespace Pipeline.Stages.Tests.Models.Cells;
 
 /// <summary>What every cell must do, whatever its equations.</summary>
+[Collection(TorchGlobalStateCollection.Name)]
 public class CellBehaviourTests
 {
     public static TheoryData<string> Cells => All();

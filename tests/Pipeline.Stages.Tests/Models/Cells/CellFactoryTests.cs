@@ -2,6 +2,7 @@ using Pipeline.Stages.Models.Cells;
 
 namespace Pipeline.Stages.Tests.Models.Cells;
 
+[Collection(TorchGlobalStateCollection.Name)]
 public class CellFactoryTests
 {
     [Fact]

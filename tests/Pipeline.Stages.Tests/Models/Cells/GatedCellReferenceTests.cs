@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 namespace Pipeline.Stages.Tests.Models.Cells;
 
 /// <summary>GRU and LSTM steps against the textbook equations written out by hand with the cells' own weights.</summary>
+[Collection(TorchGlobalStateCollection.Name)]
 public class GatedCellReferenceTests
 {
     private static Tensor Sigmoid(Tensor t) => 1 / (1 + (-t).exp());

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace Pipeline.Stages.Tests.Models.Cells;
 
+[Collection(TorchGlobalStateCollection.Name)]
 public class ReciprocalGatedCellTests
 {
     public static TheoryData<string> Variants => new() { "shallow", "median", "shallow_tanh_no_residual" };
