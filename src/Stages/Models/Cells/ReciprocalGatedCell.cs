@@ -35,6 +35,12 @@ public sealed class ReciprocalGatedCell : RecurrentCell
     private readonly bool fuseStateConvs;
 
     public ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name = "rgc")
+        : this(spec, inChannels, outChannels, residualChannels, name, fuseStateConvs: true)
+    {
+    }
+
+    /// <param name="fuseStateConvs">false forces one conv per weight (tests and benchmarks compare the two paths).</param>
+    internal ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name, bool fuseStateConvs)
         : base(name)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -80,7 +86,7 @@ public sealed class ReciprocalGatedCell : RecurrentCell
             ? CellLayers.SameConv(residualChannels, outChannels, 1, bias: false)
             : null;
 
-        fuseStateConvs = !separable && spec.TauKernel == spec.GateKernel && spec.TauKernel % 2 == 1;
+        this.fuseStateConvs = fuseStateConvs && !separable && spec.TauKernel == spec.GateKernel && spec.TauKernel % 2 == 1;
         RegisterComponents();
     }
 

@@ -175,4 +175,25 @@ public class ReciprocalGatedCellTests
         var (h, _) = cell.Step(x, cell.ZeroState(Batch, 4, 4, CPU, ScalarType.Float32), new CellExtras(null, fb));
         AssertClose(nn.functional.elu(0.5 * (x + fb), 1.0), h);
     }
+
+    [Fact]
+    public void Fused_state_convs_give_the_same_outputs_and_gradients_as_one_conv_per_weight()
+    {
+        Seed();
+        using var fused = new ReciprocalGatedCell(RgcSpec.Shallow, Channels, Channels, ResidualChannels, "rgc", fuseStateConvs: true);
+        using var plain = new ReciprocalGatedCell(RgcSpec.Shallow, Channels, Channels, ResidualChannels, "rgc", fuseStateConvs: false);
+        plain.load_state_dict(fused.state_dict());
+        using var scope = torch.NewDisposeScope();
+        var xs = Inputs(3, 6, 6);
+        var res = torch.randn(Batch, ResidualChannels, 6, 6);
+        var (a, _) = Unroll(fused, xs, res);
+        var (b, _) = Unroll(plain, xs, res);
+        for (var t = 0; t < a.Count; t++)
+            AssertClose(b[t], a[t]);
+        a.Select(y => y.pow(2).mean()).Aggregate((u, v) => u + v).backward();
+        b.Select(y => y.pow(2).mean()).Aggregate((u, v) => u + v).backward();
+        var plainGrads = plain.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
+        foreach (var (name, p) in fused.named_parameters())
+            AssertClose(plainGrads[name], p.grad!, 1e-5);
+    }
 }
