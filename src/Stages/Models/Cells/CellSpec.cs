@@ -55,7 +55,8 @@ public sealed record RgcSpec
     public int? InputToOutKernel { get; init; }
 
     /// <summary>Residual (the layer's input) into the output: shallow adds W_rh·res to the output gate; with
-    /// <see cref="ResidualIntoOutput"/> it is also added to h_in (1×1 projection when channels differ).</summary>
+    /// <see cref="ResidualIntoOutput"/> it is also added to h_in (1×1 projection when channels differ);
+    /// <see cref="ResidualIntoGate"/> = false leaves the gate out (the median cell).</summary>
     public bool OutResidual { get; init; } = true;
 
     public bool ResidualIntoOutput { get; init; }
@@ -71,9 +72,20 @@ public sealed record RgcSpec
     /// <summary>The searched median cell: depth 64, 7×7 depthwise-separable τ/gate, tanh gate, the fitted a/k constants.</summary>
     public static readonly RgcSpec Median = new()
     {
-        CellDepth = 64, TauKernel = 7, GateKernel = 7, DepthwiseSeparable = true,
-        TauActivation = GateActivation.Sigmoid, GateActivation = GateActivation.Tanh,
-        ATau = 0.9219, KTau = -0.9219, AGate = 0.7007, KGate = -0.7007,
-        InputToCellKernel = 2, InputToOutKernel = 3, OutResidual = true, ResidualIntoOutput = true, ResidualIntoGate = false,
+        CellDepth = 64,
+        TauKernel = 7,
+        GateKernel = 7,
+        DepthwiseSeparable = true,
+        TauActivation = GateActivation.Sigmoid,
+        GateActivation = GateActivation.Tanh,
+        ATau = 0.9219,
+        KTau = -0.9219,
+        AGate = 0.7007,
+        KGate = -0.7007,
+        InputToCellKernel = 2,
+        InputToOutKernel = 3,
+        OutResidual = true,
+        ResidualIntoOutput = true,
+        ResidualIntoGate = false,
     };
 }
