@@ -32,6 +32,8 @@ public sealed class ReciprocalGatedCell : RecurrentCell
     private readonly long inChannels, outChannels, cellDepth;
     // Both recurrent convs that read c (τ of c, gate of h) run as one conv, and likewise the two that read h, when
     // they have the same odd kernel and are plain convs (the shallow cell): fewer, larger ops (see TORCHSHARP.md "Speed").
+    // The gain is not yet measured (a quick try on a loaded 2-core host was within noise); the per-weight path stays
+    // for comparison.
     private readonly bool fuseStateConvs;
 
     public ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name = "rgc")
