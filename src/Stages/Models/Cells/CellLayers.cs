@@ -37,6 +37,15 @@ internal static class CellLayers
                 ("pointwise", SameConv(inChannels, outChannels, 1, bias)))
             : SameConv(inChannels, outChannels, kernel, bias);
 
+    /// <summary>A parameter that outlives the dispose scope its module happens to be built in (a Parameter made from a
+    /// tensor joins the current scope and would be disposed with it).</summary>
+    public static Parameter NewParameter(Tensor init)
+    {
+        var p = nn.Parameter(init);
+        p.DetachFromDisposeScope();
+        return p;
+    }
+
     public static Tensor Apply(this GateActivation f, Tensor pre) =>
         f == GateActivation.Sigmoid ? pre.sigmoid() : pre.tanh();
 
@@ -64,8 +73,8 @@ internal sealed class GroupedLayerNorm : nn.Module<Tensor, Tensor>
         if (channels % groups != 0)
             throw new ArgumentException($"channels ({channels}) must be a multiple of groups ({groups}).", nameof(groups));
         this.groups = groups;
-        weight = nn.Parameter(torch.ones(channels, 1, 1));
-        bias = nn.Parameter(torch.zeros(channels, 1, 1));
+        weight = CellLayers.NewParameter(torch.ones(channels, 1, 1));
+        bias = CellLayers.NewParameter(torch.zeros(channels, 1, 1));
         RegisterComponents();
     }
 

@@ -55,7 +55,8 @@ public sealed record RgcSpec
     public int? InputToOutKernel { get; init; }
 
     /// <summary>Residual (the layer's input) into the output: shallow adds W_rh·res to the output gate; with
-    /// <see cref="ResidualIntoOutput"/> it is also added to h_in (1×1 projection when channels differ).</summary>
+    /// <see cref="ResidualIntoOutput"/> it is also added to h_in (1×1 projection when channels differ);
+    /// <see cref="ResidualIntoGate"/> = false leaves the gate out (the median cell).</summary>
     public bool OutResidual { get; init; } = true;
 
     public bool ResidualIntoOutput { get; init; }

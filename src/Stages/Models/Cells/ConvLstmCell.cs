@@ -37,9 +37,9 @@ public sealed class ConvLstmCell : RecurrentCell
         conv = CellLayers.SameConv(inChannels + outChannels, 4 * outChannels, kernel);
         if (peepholes)
         {
-            peephole_i = nn.Parameter(torch.zeros(outChannels, 1, 1));
-            peephole_f = nn.Parameter(torch.zeros(outChannels, 1, 1));
-            peephole_o = nn.Parameter(torch.zeros(outChannels, 1, 1));
+            peephole_i = CellLayers.NewParameter(torch.zeros(outChannels, 1, 1));
+            peephole_f = CellLayers.NewParameter(torch.zeros(outChannels, 1, 1));
+            peephole_o = CellLayers.NewParameter(torch.zeros(outChannels, 1, 1));
         }
         if (layerNorm)
         {

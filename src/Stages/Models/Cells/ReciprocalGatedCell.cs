@@ -32,9 +32,17 @@ public sealed class ReciprocalGatedCell : RecurrentCell
     private readonly long inChannels, outChannels, cellDepth;
     // Both recurrent convs that read c (τ of c, gate of h) run as one conv, and likewise the two that read h, when
     // they have the same odd kernel and are plain convs (the shallow cell): fewer, larger ops (see TORCHSHARP.md "Speed").
+    // The gain is not yet measured (a quick try on a loaded 2-core host was within noise); the per-weight path stays
+    // for comparison.
     private readonly bool fuseStateConvs;
 
     public ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name = "rgc")
+        : this(spec, inChannels, outChannels, residualChannels, name, fuseStateConvs: true)
+    {
+    }
+
+    /// <param name="fuseStateConvs">false forces one conv per weight (tests and benchmarks compare the two paths).</param>
+    internal ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name, bool fuseStateConvs)
         : base(name)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -80,7 +88,7 @@ public sealed class ReciprocalGatedCell : RecurrentCell
             ? CellLayers.SameConv(residualChannels, outChannels, 1, bias: false)
             : null;
 
-        fuseStateConvs = !separable && spec.TauKernel == spec.GateKernel && spec.TauKernel % 2 == 1;
+        this.fuseStateConvs = fuseStateConvs && !separable && spec.TauKernel == spec.GateKernel && spec.TauKernel % 2 == 1;
         RegisterComponents();
     }
 
@@ -147,16 +155,17 @@ public sealed class ReciprocalGatedCell : RecurrentCell
     }
 
     /// <summary>(a + k·f): a = 1, k = −1 gives 1 − f.</summary>
-    private static Tensor Factor(Tensor f, double a, double k) => f.mul(k).add_(a);
+    private static Tensor Factor(Tensor f, double a, double k) => f.mul(k).add(a);
 
     /// <summary>Two same-kernel convs over one input as one conv with the weights stacked; split back by channels.</summary>
     private static (Tensor First, Tensor Second) FusedConv(Tensor input, Conv2d first, Conv2d second)
     {
-        var weight = torch.cat([first.weight!, second.weight!], 0);
-        var bias = torch.cat([first.bias!, second.bias!], 0);
-        var pad = first.weight!.shape[2] / 2;
+        var (w1, w2, b1, b2) = (first.weight!, second.weight!, first.bias!, second.bias!);
+        var weight = torch.cat([w1, w2], 0);
+        var bias = torch.cat([b1, b2], 0);
+        var pad = w1.shape[2] / 2;
         var outputs = nn.functional.conv2d(input, weight, bias, padding: [pad, pad])
-            .split([first.weight!.shape[0], second.weight!.shape[0]], 1);
+            .split([w1.shape[0], w2.shape[0]], 1);
         return (outputs[0], outputs[1]);
     }
 }

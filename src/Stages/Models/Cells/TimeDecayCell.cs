@@ -22,7 +22,7 @@ public sealed class TimeDecayCell : RecurrentCell
                 $"TimeDecay adds its input to its state, so in channels ({inChannels}) must equal out channels ({outChannels}).",
                 nameof(outChannels));
         channels = outChannels;
-        decay = nn.Parameter(torch.zeros(1));
+        decay = CellLayers.NewParameter(torch.zeros(1));
         RegisterComponents();
     }
 
