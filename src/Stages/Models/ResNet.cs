@@ -64,8 +64,8 @@ public sealed class ResNet : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = Stem(x);
-        h = layer4.forward(layer3.forward(layer2.forward(layer1.forward(h))));
-        return fc.forward(avgpool.forward(h).flatten(1)).MoveToOuterDisposeScope();
+        h = layer4.call(layer3.call(layer2.call(layer1.call(h))));
+        return fc.call(avgpool.call(h).flatten(1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -79,14 +79,14 @@ public sealed class ResNet : Module<Tensor, Tensor>
         var taps = new List<(string, Tensor)>(4);
         foreach (var (name, stage) in new[] { ("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4) })
         {
-            h = stage.forward(h);
+            h = stage.call(h);
             taps.Add((name, h));
         }
         foreach (var (_, t) in taps) t.MoveToOuterDisposeScope();
         return taps;
     }
 
-    private Tensor Stem(Tensor x) => maxpool.forward(relu.forward(bn1.forward(conv1.forward(x))));
+    private Tensor Stem(Tensor x) => maxpool.call(relu.call(bn1.call(conv1.call(x))));
 
     private static Sequential Stage(long inChannels, long outChannels, int blocks, long stride)
     {
@@ -162,10 +162,10 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = relu.forward(bn1.forward(conv1.forward(x)));
-        h = bn2.forward(conv2.forward(h));
-        var shortcut = downsample is null ? x : downsample.forward(x);
-        return relu.forward(h.add_(shortcut)).MoveToOuterDisposeScope();
+        var h = relu.call(bn1.call(conv1.call(x)));
+        h = bn2.call(conv2.call(h));
+        var shortcut = downsample is null ? x : downsample.call(x);
+        return relu.call(h.add_(shortcut)).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

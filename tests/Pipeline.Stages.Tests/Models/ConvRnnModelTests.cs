@@ -156,3 +156,27 @@ public class ConvRnnModelTests
         Assert.Contains("no model preset", Assert.Throws<ModelSpecException>(() => ModelPresets.Load("nope")).Message, StringComparison.Ordinal);
     }
 }
+
+public class ModelStatsTests
+{
+    [Fact]
+    public void Multiply_adds_count_every_conv_at_every_step()
+    {
+        using var model = ModelFactory.Create("basenet", inputSize: 224, classes: 1000);
+
+        // conv1 7×7/2 → 112², conv2…conv5 3×3 at 56², 28², 14², 7², decoder 2×2 at 2² (after the 3² map): one step.
+        long perStep = (112L * 112 * 64 * 3 * 49) + (56L * 56 * 128 * 64 * 9) + (28L * 28 * 256 * 128 * 9) +
+                       (14L * 14 * 256 * 256 * 9) + (7L * 7 * 512 * 256 * 9) + (2L * 2 * 1000 * 512 * 4);
+        Assert.Equal(perStep * 16, ModelStats.MultiplyAdds(model, 16));
+    }
+
+    [Fact]
+    public void Resnet18_multiply_adds_match_the_published_1_8_giga()
+    {
+        using var model = ModelFactory.Create("resnet18", inputSize: 224, classes: 1000);
+
+        var macs = ModelStats.MultiplyAdds(model, model.DefaultSteps);
+
+        Assert.InRange(macs, 1.80e9, 1.83e9);
+    }
+}

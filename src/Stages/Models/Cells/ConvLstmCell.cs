@@ -63,9 +63,9 @@ public sealed class ConvLstmCell : RecurrentCell
         ArgumentNullException.ThrowIfNull(state);
         using var scope = NewDisposeScope();
         var (h, c) = (state[0], state[1]);
-        var z = conv.forward(torch.cat([x, h], 1));
+        var z = conv.call(torch.cat([x, h], 1));
         if (gate_norm is not null)
-            z = gate_norm.forward(z);
+            z = gate_norm.call(z);
         var gates = z.chunk(4, 1);
         Tensor i = gates[0], f = gates[1], g = gates[2], o = gates[3];
         if (peephole_i is not null)
@@ -77,7 +77,7 @@ public sealed class ConvLstmCell : RecurrentCell
         // Standard LSTM: c' = σ(f + 1)∘c + σ(i)∘tanh(g); h' = tanh(c')∘σ(o)
         var cNext = (f + ForgetBias).sigmoid() * c + i.sigmoid() * g.tanh();
         if (cell_norm is not null)
-            cNext = cell_norm.forward(cNext);
+            cNext = cell_norm.call(cNext);
         var hNext = cNext.tanh() * o.sigmoid();
         return CellOutputs.Emit(hNext, extras, hNext, cNext);
     }

@@ -120,15 +120,15 @@ public sealed class ReciprocalGatedCell : RecurrentCell
         }
         else
         {
-            tauC = cell_to_cell.forward(c);
-            gateH = cell_to_out.forward(c);
-            gateC = out_to_cell.forward(h);
-            tauH = out_to_out.forward(h);
+            tauC = cell_to_cell.call(c);
+            gateH = cell_to_out.call(c);
+            gateC = out_to_cell.call(h);
+            tauH = out_to_out.call(h);
         }
 
         // CONVRNN.md cell: c_in = W_xc * x; τc = f_τ(W_cc * c); gc = f_g(W_hc * h);
         // c' = act_c((a_τ + k_τ·τc) ∘ c + (a_g + k_g·gc) ∘ c_in)
-        var cIn = input_to_cell.forward(x);
+        var cIn = input_to_cell.call(x);
         var cNext = nn.functional.elu(
             Factor(spec.TauActivation.Apply(tauC), spec.ATau, spec.KTau) * c
             + Factor(spec.GateActivation.Apply(gateC), spec.AGate, spec.KGate) * cIn, 1.0);
@@ -138,13 +138,13 @@ public sealed class ReciprocalGatedCell : RecurrentCell
         // The output gate reads the OLD cell state c, not c': neuroailab/convrnns computes
         // out_gate from prev_cell (cells.py ReciprocalGateCell.__call__ and median_rgcell.py, scope "out"), so the cell
         // and output updates are parallel and all four recurrent convs above can run before either update.
-        var hIn = input_to_out?.forward(x) ?? x;
+        var hIn = input_to_out?.call(x) ?? x;
         if (spec.ResidualIntoOutput)
-            hIn = hIn + (residual_projection?.forward(res!) ?? res!);
+            hIn = hIn + (residual_projection?.call(res!) ?? res!);
         if (extras.FeedbackAtOutput is { } fb)
             hIn = hIn + fb;
         if (residual_to_out_gate is not null)
-            gateH = gateH + residual_to_out_gate.forward(res!);
+            gateH = gateH + residual_to_out_gate.call(res!);
         var hNext = nn.functional.elu(
             Factor(spec.TauActivation.Apply(tauH), spec.ATau, spec.KTau) * h
             + Factor(spec.GateActivation.Apply(gateH), spec.AGate, spec.KGate) * hIn, 1.0);

@@ -39,9 +39,9 @@ public sealed class SimpleRnnCell : RecurrentCell
         ArgumentNullException.ThrowIfNull(state);
         using var scope = NewDisposeScope();
         // CONVRNN.md SimpleRNN: h' = elu(LN(W_i * x + W_s * h))
-        var pre = conv.forward(torch.cat([x, state[0]], 1));
+        var pre = conv.call(torch.cat([x, state[0]], 1));
         if (layer_norm is not null)
-            pre = layer_norm.forward(pre);
+            pre = layer_norm.call(pre);
         var hNext = nn.functional.elu(pre, 1.0);
         return CellOutputs.Emit(hNext, extras, hNext);
     }

@@ -37,7 +37,7 @@ public sealed class UgrnnCell : RecurrentCell
         using var scope = NewDisposeScope();
         var h = state[0];
         // CONVRNN.md UGRNN: g = σ(·+1), c = tanh(·) from one conv over [x, h]; h' = g∘h + (1−g)∘c
-        var gc = conv.forward(torch.cat([x, h], 1)).chunk(2, 1);
+        var gc = conv.call(torch.cat([x, h], 1)).chunk(2, 1);
         var g = (gc[0] + GateBias).sigmoid();
         var hNext = gc[1].tanh().lerp(h, g);
         return CellOutputs.Emit(hNext, extras, hNext);

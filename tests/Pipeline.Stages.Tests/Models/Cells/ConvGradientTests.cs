@@ -8,7 +8,8 @@ namespace Pipeline.Stages.Tests.Models.Cells;
 /// input (and conv_transpose2d) come out wrong — off by tens of percent, sometimes NaN, varying between runs — for some
 /// small channel counts (e.g. 6→6, 8→8, 12→6, 16→8 with 3×3 kernels), while 4→4, 12→12, 16→16 and every 64+ channel
 /// shape tried are right. <c>ONEDNN_MAX_CPU_ISA=SSE41</c> makes them all right; PyTorch 1.13 gives the right values.
-/// The cell tests therefore use 16 channels; these tests check the shapes they and the models rely on.
+/// The cell tests therefore use 16 channels; these tests check the shapes they and the models rely on. To check a new
+/// libtorch or host, add (8, 8, 3, 5, 1) to the cases: on this machine it fails.
 /// </summary>
 [Collection(TorchGlobalStateCollection.Name)]
 public class ConvGradientTests
@@ -24,12 +25,6 @@ public class ConvGradientTests
     public void Conv_input_gradients_match_float64(int inChannels, int outChannels, int kernel, int size, int groups)
     {
         Assert.True(InputGradientError(inChannels, outChannels, kernel, size, groups) < 1e-5);
-    }
-
-    [Fact(Skip = "Known oneDNN fault on this machine (see the class comment); run by hand to check a new libtorch or host.")]
-    public void Conv_input_gradients_match_float64_at_8_channels()
-    {
-        Assert.True(InputGradientError(8, 8, 3, 5, 1) < 1e-5);
     }
 
     private static double InputGradientError(long inChannels, long outChannels, long kernel, long size, long groups)
