@@ -180,3 +180,34 @@ public class ModelStatsTests
         Assert.InRange(macs, 1.80e9, 1.83e9);
     }
 }
+
+public class PaperConfigurationTests
+{
+    [Fact]
+    public void The_median_convrnn_has_about_three_quarters_of_resnet34s_parameters()
+    {
+        using var median = ModelFactory.Create("rgc-median", inputSize: 224, classes: 1000);
+        using var resnet34 = ModelFactory.Create("resnet34", inputSize: 224, classes: 1000);
+
+        var ratio = ModelStats.Parameters(median.Module) / (double)ModelStats.Parameters(resnet34.Module);
+
+        Assert.InRange(ratio, 0.65, 0.80);
+    }
+
+    [Theory]
+    [InlineData("basenet-wide")]
+    [InlineData("basenet-deep")]
+    public void Parameter_matched_controls_are_within_five_percent_of_their_target(string preset)
+    {
+        var spec = ModelPresets.Load(preset, inputSize: 128, classes: 10, width: 0.25);
+        using var control = ModelFactory.Create(spec);
+        using var target = ModelFactory.Create(spec.Match!.Target, inputSize: 128, classes: 10, width: 0.25);
+
+        var ratio = ModelStats.Parameters(control.Module) / (double)ModelStats.Parameters(target.Module);
+
+        Assert.InRange(ratio, 0.95, 1.05);
+        Assert.Null(control.Spec.Match);
+        Assert.Equal(preset == "basenet-deep", control.Spec.Layers.Count > 5);
+        Assert.Equal(preset == "basenet-wide", control.Spec.Width > 0.25);
+    }
+}

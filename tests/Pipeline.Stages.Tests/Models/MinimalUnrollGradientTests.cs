@@ -38,9 +38,11 @@ public class MinimalUnrollGradientTests
         var minimal = model.MinimalSteps;
 
         var atMinimal = GradientlessParameters(model, minimal);
+        var beyond = GradientlessParameters(model, minimal + 2);
         var below = GradientlessParameters(model, minimal - 1);
 
         Assert.True(atMinimal.Count == 0, $"T = {minimal}: weights without gradient: {string.Join(", ", atMinimal)}");
+        Assert.True(beyond.Count == 0, $"T = {minimal + 2}: weights without gradient: {string.Join(", ", beyond)}");
         Assert.NotEmpty(below);
     }
 
