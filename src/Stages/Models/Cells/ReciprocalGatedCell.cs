@@ -30,18 +30,19 @@ public sealed class ReciprocalGatedCell : RecurrentCell
 
     private readonly RgcSpec spec;
     private readonly long inChannels, outChannels, cellDepth;
-    // Both recurrent convs that read c (τ of c, gate of h) run as one conv, and likewise the two that read h, when
-    // they have the same odd kernel and are plain convs (the shallow cell): fewer, larger ops (see TORCHSHARP.md "Speed").
-    // The gain is not yet measured (a quick try on a loaded 2-core host was within noise); the per-weight path stays
-    // for comparison.
+    // Optionally both recurrent convs that read c (τ of c, gate of h) run as one conv, and likewise the two that read h
+    // (same odd kernel, plain convs). Off by default: measured on rgc-shallow (64 px, batch 64, 2 threads) the fused
+    // path was slower, not faster — forward+backward ≈13 s vs ≈9 s per step — because the stacked weight is
+    // re-concatenated every step and oneDNN re-orders it (1024×512×3×3 for conv5: ≈36 ms per call vs ≈1 ms for a
+    // 512×512×3×3 weight), and its outputs are split and re-laid-out (bench/README.md "pipeline bench models").
     private readonly bool fuseStateConvs;
 
     public ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name = "rgc")
-        : this(spec, inChannels, outChannels, residualChannels, name, fuseStateConvs: true)
+        : this(spec, inChannels, outChannels, residualChannels, name, fuseStateConvs: false)
     {
     }
 
-    /// <param name="fuseStateConvs">false forces one conv per weight (tests and benchmarks compare the two paths).</param>
+    /// <param name="fuseStateConvs">true runs the two convs per state as one stacked conv (tests and benchmarks compare the two paths).</param>
     internal ReciprocalGatedCell(RgcSpec spec, long inChannels, long outChannels, long residualChannels, string name, bool fuseStateConvs)
         : base(name)
     {
@@ -154,8 +155,9 @@ public sealed class ReciprocalGatedCell : RecurrentCell
         return (hNext, [hNext, cNext]);
     }
 
-    /// <summary>(a + k·f): a = 1, k = −1 gives 1 − f.</summary>
-    private static Tensor Factor(Tensor f, double a, double k) => f.mul(k).add(a);
+    /// <summary>(a + k·f): a = 1, k = −1 gives 1 − f. With k = −1 it is one op, a − f (rsub), bit-identical to
+    /// f·(−1) + a (negation is exact), which saves a full-size op and its backward per factor.</summary>
+    private static Tensor Factor(Tensor f, double a, double k) => k == -1 ? a - f : f.mul(k).add(a);
 
     /// <summary>Two same-kernel convs over one input as one conv with the weights stacked; split back by channels.</summary>
     private static (Tensor First, Tensor Second) FusedConv(Tensor input, Conv2d first, Conv2d second)
