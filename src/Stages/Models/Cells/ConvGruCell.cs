@@ -11,30 +11,19 @@ namespace Pipeline.Stages.Models.Cells;
 /// <remarks>The +1 on the reset gate is a constant, as in the reference (<c>forget_bias</c>), so conv biases start at
 /// zero and load from TF checkpoints unchanged. The reference additionally initialises its gate conv bias to 1 when no
 /// bias initialiser is given; CONVRNN.md writes u = σ(·), which is followed here.</remarks>
-public sealed class ConvGruCell : RecurrentCell
+public sealed class ConvGruCell : HiddenStateCell
 {
     private const double ResetBias = 1.0;
     private readonly Conv2d gates;
     private readonly Conv2d candidate;
-    private readonly long inChannels, outChannels;
 
-    public ConvGruCell(long inChannels, long outChannels, int kernel = 3, string name = "gru") : base(name)
+    public ConvGruCell(long inChannels, long outChannels, int kernel = 3, string name = "gru") : base(name, inChannels, outChannels)
     {
-        CellLayers.RequirePositive(inChannels, "in channels");
-        CellLayers.RequirePositive(outChannels, "out channels");
         CellLayers.RequirePositive(kernel, "cell.kernel");
-        this.inChannels = inChannels;
-        this.outChannels = outChannels;
         gates = CellLayers.SameConv(inChannels + outChannels, 2 * outChannels, kernel);
         candidate = CellLayers.SameConv(inChannels + outChannels, outChannels, kernel);
         RegisterComponents();
     }
-
-    public override long InChannels => inChannels;
-    public override long OutChannels => outChannels;
-
-    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
-        [torch.zeros(batch, outChannels, height, width, dtype, device)];
 
     public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
     {

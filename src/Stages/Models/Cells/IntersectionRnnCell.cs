@@ -10,30 +10,21 @@ namespace Pipeline.Stages.Models.Cells;
 /// output y (+ feedback at the output). Key: <c>conv.weight/bias</c> (4·out channels: gh, h, gy, y).
 /// </summary>
 /// <remarks>Both gates get the constant +1 (the reference adds <c>forget_bias</c> to gh and gy alike).</remarks>
-public sealed class IntersectionRnnCell : RecurrentCell
+public sealed class IntersectionRnnCell : HiddenStateCell
 {
     private const double GateBias = 1.0;
     private readonly Conv2d conv;
-    private readonly long channels;
 
-    public IntersectionRnnCell(long inChannels, long outChannels, int kernel = 3, string name = "intersection_rnn") : base(name)
+    public IntersectionRnnCell(long inChannels, long outChannels, int kernel = 3, string name = "intersection_rnn") : base(name, inChannels, outChannels)
     {
-        CellLayers.RequirePositive(inChannels, "in channels");
         CellLayers.RequirePositive(kernel, "cell.kernel");
         if (inChannels != outChannels)
             throw new ArgumentException(
                 $"IntersectionRNN emits y = gy∘x + (1−gy)∘relu(·), so in channels ({inChannels}) must equal out channels ({outChannels}).",
                 nameof(outChannels));
-        channels = outChannels;
-        conv = CellLayers.SameConv(2 * channels, 4 * channels, kernel);
+        conv = CellLayers.SameConv(2 * outChannels, 4 * outChannels, kernel);
         RegisterComponents();
     }
-
-    public override long InChannels => channels;
-    public override long OutChannels => channels;
-
-    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
-        [torch.zeros(batch, channels, height, width, dtype, device)];
 
     public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
     {

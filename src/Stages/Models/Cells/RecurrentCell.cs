@@ -28,3 +28,22 @@ public abstract class RecurrentCell(string name) : nn.Module(name)
     /// <summary>One step: (x at t, state from t−1) → (output at t, state at t).</summary>
     public abstract (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras);
 }
+
+/// <summary>A cell whose whole state is one tensor of its output channels (GRU, UGRNN, SimpleRNN, IntersectionRNN,
+/// TimeDecay): the channel bookkeeping and zero state they share.</summary>
+public abstract class HiddenStateCell : RecurrentCell
+{
+    protected HiddenStateCell(string name, long inChannels, long outChannels) : base(name)
+    {
+        CellLayers.RequirePositive(inChannels, "in channels");
+        CellLayers.RequirePositive(outChannels, "out channels");
+        InChannels = inChannels;
+        OutChannels = outChannels;
+    }
+
+    public sealed override long InChannels { get; }
+    public sealed override long OutChannels { get; }
+
+    public sealed override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
+        [torch.zeros(batch, OutChannels, height, width, dtype, device)];
+}

@@ -9,30 +9,19 @@ namespace Pipeline.Stages.Models.Cells;
 /// [x, h]. State <c>[h]</c>, output h' (+ feedback at the output). Keys: <c>conv.weight/bias</c>, and with layer norm
 /// <c>layer_norm.weight/bias</c> (per channel, shape (C,1,1); see <see cref="GroupedLayerNorm"/>).
 /// </summary>
-public sealed class SimpleRnnCell : RecurrentCell
+public sealed class SimpleRnnCell : HiddenStateCell
 {
     private readonly Conv2d conv;
     private readonly GroupedLayerNorm? layer_norm;
-    private readonly long inChannels, outChannels;
 
     public SimpleRnnCell(long inChannels, long outChannels, int kernel = 3, bool layerNorm = false, string name = "simple_rnn")
-        : base(name)
+        : base(name, inChannels, outChannels)
     {
-        CellLayers.RequirePositive(inChannels, "in channels");
-        CellLayers.RequirePositive(outChannels, "out channels");
         CellLayers.RequirePositive(kernel, "cell.kernel");
-        this.inChannels = inChannels;
-        this.outChannels = outChannels;
         conv = CellLayers.SameConv(inChannels + outChannels, outChannels, kernel);
         layer_norm = layerNorm ? new GroupedLayerNorm(outChannels, 1) : null;
         RegisterComponents();
     }
-
-    public override long InChannels => inChannels;
-    public override long OutChannels => outChannels;
-
-    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
-        [torch.zeros(batch, outChannels, height, width, dtype, device)];
 
     public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
     {

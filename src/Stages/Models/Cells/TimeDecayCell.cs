@@ -9,31 +9,22 @@ namespace Pipeline.Stages.Models.Cells;
 /// reference's <c>memory</c> with <c>memory_decay = 0, trainable = true</c>). State <c>[s]</c>, output s'
 /// (+ feedback at the output). Key: <c>decay</c>, shape (1).
 /// </summary>
-public sealed class TimeDecayCell : RecurrentCell
+public sealed class TimeDecayCell : HiddenStateCell
 {
     private readonly Parameter decay;
-    private readonly long channels;
 
-    public TimeDecayCell(long inChannels, long outChannels, string name = "time_decay") : base(name)
+    public TimeDecayCell(long inChannels, long outChannels, string name = "time_decay") : base(name, inChannels, outChannels)
     {
-        CellLayers.RequirePositive(inChannels, "in channels");
         if (inChannels != outChannels)
             throw new ArgumentException(
                 $"TimeDecay adds its input to its state, so in channels ({inChannels}) must equal out channels ({outChannels}).",
                 nameof(outChannels));
-        channels = outChannels;
         decay = CellLayers.NewParameter(torch.zeros(1));
         RegisterComponents();
     }
 
-    public override long InChannels => channels;
-    public override long OutChannels => channels;
-
     /// <summary>The decay d (a read-only view of the parameter's value).</summary>
     public double Decay => decay.ToDouble();
-
-    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
-        [torch.zeros(batch, channels, height, width, dtype, device)];
 
     public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
     {

@@ -8,28 +8,17 @@ namespace Pipeline.Stages.Models.Cells;
 /// Convolutional update-gate RNN (Collins et al. 2017; CONVRNN.md "Other cells"). State <c>[h]</c>, output h'
 /// (+ feedback at the output). Key: <c>conv.weight/bias</c> (2·out channels: g then c).
 /// </summary>
-public sealed class UgrnnCell : RecurrentCell
+public sealed class UgrnnCell : HiddenStateCell
 {
     private const double GateBias = 1.0;
     private readonly Conv2d conv;
-    private readonly long inChannels, outChannels;
 
-    public UgrnnCell(long inChannels, long outChannels, int kernel = 3, string name = "ugrnn") : base(name)
+    public UgrnnCell(long inChannels, long outChannels, int kernel = 3, string name = "ugrnn") : base(name, inChannels, outChannels)
     {
-        CellLayers.RequirePositive(inChannels, "in channels");
-        CellLayers.RequirePositive(outChannels, "out channels");
         CellLayers.RequirePositive(kernel, "cell.kernel");
-        this.inChannels = inChannels;
-        this.outChannels = outChannels;
         conv = CellLayers.SameConv(inChannels + outChannels, 2 * outChannels, kernel);
         RegisterComponents();
     }
-
-    public override long InChannels => inChannels;
-    public override long OutChannels => outChannels;
-
-    public override Tensor[] ZeroState(long batch, long height, long width, Device device, ScalarType dtype) =>
-        [torch.zeros(batch, outChannels, height, width, dtype, device)];
 
     public override (Tensor Output, Tensor[] State) Step(Tensor x, Tensor[] state, CellExtras extras)
     {
