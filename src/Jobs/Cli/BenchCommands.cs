@@ -1,4 +1,13 @@
 using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Pipeline.Jobs.Engine;
+using Pipeline.Jobs.Hosting;
+using Pipeline.Jobs.RunSpecs;
+using Pipeline.Stages;
+using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Data;
 using Pipeline.Stages.Models;
 
@@ -31,6 +40,62 @@ public static class BenchCommands
         return cmd;
     }
 
+    /// <summary>
+    /// Runs a preset's stages for real in this process (no cache), then sets each train stage's measured images/s beside
+    /// the same model's compute-only training throughput on in-memory random batches, measured right after in the same
+    /// process: the ratio shows what the data pipeline, metrics and checkpoints cost.
+    /// </summary>
+    private static Command Train()
+    {
+        var preset = new Option<string>("--preset") { Description = "Preset (or RunSpec file) with train stages", DefaultValueFactory = _ => "smoke" };
+        var set = new Option<string[]>("--set") { Description = "Override a RunSpec field: key.path=value (repeatable)" };
+        var cmd = new Command("train", "Train a preset's models; print images/s, input-wait fraction and the compute-only reference") { preset, set };
+        cmd.SetAction(async (p, ct) =>
+        {
+            using var host = PipelineHost.Build(worker: true);
+            await host.StartAsync(ct);
+            try
+            {
+                var (runId, _) = await host.Services.GetRequiredService<RunLauncher>()
+                    .LaunchPresetAsync(p.GetValue(preset)!, p.GetValue(set), noCache: true, allowPaths: true, ct: ct);
+                var run = await RunWaiter.WaitAsync(host.Services.GetRequiredService<RunQueries>(), runId, quiet: true, ct);
+                if (run.Status != RunStore.RunStatus.Succeeded)
+                {
+                    CliOutput.PrintRun(run);
+                    return CliOutput.RunFailed;
+                }
+                var store = host.Services.GetRequiredService<IArtifactStore>();
+                Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; run {runId} ({run.Name})");
+                Console.WriteLine($"{"stage",-14} {"model",-14} {"parameters",11} {"T",3} {"top-1",7} {"train img/s",12} {"input wait",11} {"compute-only img/s",19} {"ratio",6} {"eval img/s",11} {"wall s",7}");
+                foreach (var stage in run.Stages.Where(s => s.Kind == "train"))
+                {
+                    var metrics = await ReadJsonAsync(store, stage.Artifacts.Single(a => a.Path.EndsWith("/metrics.json", StringComparison.Ordinal)).Path, ct);
+                    var sidecar = await ReadJsonAsync(store, stage.Artifacts.Single(a => a.Path.EndsWith("/model.safetensors.json", StringComparison.Ordinal)).Path, ct);
+                    var spec = sidecar["spec"].Deserialize<ModelSpec>(PipelineJson.Options)!;
+                    var batch = (int)metrics["batch_size"]!;
+                    var threads = (int)metrics["threads"]!;
+                    TorchSharp.torch.set_num_threads(threads);
+                    var reference = ModelBenchmark.Run(spec, batch, repeats: 5);
+                    var trainRate = (double)metrics["train_images_per_second"]!;
+                    Console.WriteLine($"{stage.Name,-14} {spec.Name,-14} {(long)metrics["parameters"]!,11:N0} {(int)metrics["time_steps"]!,3} {(double)metrics["top1"]!,7:P1} {trainRate,12:F1} {(double)metrics["input_wait_fraction"]!,11:P1} {reference.TrainImagesPerSecond,19:F1} {trainRate / reference.TrainImagesPerSecond,6:F2} {(double)metrics["eval_images_per_second"]!,11:F1} {(double)metrics["wall_seconds"]!,7:F1}");
+                }
+                Console.WriteLine("compute-only: forward + backward + SGD on random in-memory batches of the same model, batch and threads (median of 5).");
+                return CliOutput.Ok;
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+        });
+        return cmd;
+    }
+
+    private static async Task<JsonNode> ReadJsonAsync(IArtifactStore store, string path, CancellationToken ct)
+    {
+        await using var stream = await store.OpenReadAsync(path, ct: ct);
+        return (await JsonNode.ParseAsync(stream, cancellationToken: ct))!;
+    }
+
     public static Command Build()
     {
         var synthetic = new Option<int>("--synthetic-images") { Description = "Synthetic images per repeat (64 px)", DefaultValueFactory = _ => 2000 };
@@ -48,6 +113,6 @@ public static class BenchCommands
             }
             return CliOutput.Ok;
         });
-        return new Command("bench", "Measure throughput on this machine") { shard, Models() };
+        return new Command("bench", "Measure throughput on this machine") { shard, Models(), Train() };
     }
 }

@@ -14,10 +14,15 @@ public sealed record ModelBenchmarkResult(string Preset, long Parameters, int St
 /// </summary>
 public static class ModelBenchmark
 {
-    public static ModelBenchmarkResult Run(string preset, int inputSize, int batch, int classes = 1000, double width = 1.0, int repeats = 3, int seed = 0)
+    public static ModelBenchmarkResult Run(string preset, int inputSize, int batch, int classes = 1000, double width = 1.0, int repeats = 3, int seed = 0) =>
+        Run(ModelPresets.Load(preset, inputSize, classes, width), batch, repeats, seed);
+
+    /// <summary>The same for any spec (e.g. the one a trained model's sidecar records).</summary>
+    public static ModelBenchmarkResult Run(ModelSpec spec, int batch, int repeats = 3, int seed = 0)
     {
         torch.manual_seed(seed);
-        using var model = ModelFactory.Create(preset, inputSize, classes, width);
+        using var model = ModelFactory.Create(spec);
+        var (inputSize, classes) = (model.Spec.InputSize, model.Spec.Classes);
         using var images = randn(batch, model.Spec.InChannels, inputSize, inputSize);
         using var labels = randint(0, classes, [batch], dtype: int64);
         using var sgd = optim.SGD(model.Module.parameters(), learningRate: 0.01, momentum: 0.9);
@@ -37,7 +42,7 @@ public static class ModelBenchmark
             loss.backward();
             sgd.step();
         });
-        return new ModelBenchmarkResult(preset, ModelStats.Parameters(model.Module), model.DefaultSteps, batch / forward, batch / train);
+        return new ModelBenchmarkResult(spec.Name, ModelStats.Parameters(model.Module), model.DefaultSteps, batch / forward, batch / train);
     }
 
     private static double Median(int repeats, Action iteration)

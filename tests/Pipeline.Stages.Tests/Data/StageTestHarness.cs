@@ -26,18 +26,20 @@ public sealed class StageTestHarness : IDisposable
         return path;
     }
 
-    public StageContext NewContext(IStageProgress? progress = null)
+    /// <param name="outputFolder">Reuse another context's folder to play a later attempt of the same stage.</param>
+    public StageContext NewContext(IStageProgress? progress = null, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>? inputs = null,
+        string? outputFolder = null, string stageName = "shard")
     {
         var n = Interlocked.Increment(ref _stages);
         return new StageContext
         {
             RunId = 1,
             StageId = n,
-            StageName = "shard",
+            StageName = stageName,
             Attempt = 1,
             Store = Store,
-            OutputFolder = $"runs/1/shard-{n:D8}/",
-            Inputs = new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
+            OutputFolder = outputFolder ?? $"runs/1/{stageName}-{n:D8}/",
+            Inputs = inputs ?? new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
             Progress = progress ?? new RecordingProgress(),
             Logger = NullLogger.Instance,
             ScratchFolder = NewFolder($"scratch-{n}"),
@@ -61,9 +63,13 @@ public sealed class RecordingProgress : IStageProgress
     public List<(double Fraction, string? Message)> Reports { get; } = [];
     public List<(string Name, double Value)> Metrics { get; } = [];
 
+    /// <summary>Called after each report (e.g. to cancel a stage at a given point).</summary>
+    public Action<double, string?>? OnReport { get; init; }
+
     public void Report(double fraction, string? message = null)
     {
         lock (Reports) Reports.Add((fraction, message));
+        OnReport?.Invoke(fraction, message);
     }
 
     public void Metric(string name, double value, long? step = null)

@@ -1,0 +1,82 @@
+using Pipeline.Jobs.RunStore;
+
+namespace Pipeline.Jobs.Tests.Engine;
+
+/// <summary>
+/// Training survives what happens to GPU VMs: a worker killed without warning (spot eviction, OOM killer) or a run
+/// cancelled and retried. The new attempt continues from the newest checkpoint and ends with the planned step count.
+/// </summary>
+public class TrainResumeTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(150);
+
+    /// <summary>Tiny synthetic shards, then a narrow rgc-shallow (T 6) trained for <paramref name="steps"/> steps,
+    /// checkpointing every <paramref name="every"/> steps.</summary>
+    private static string Spec(int steps, int every) => $$"""
+        {
+          "name": "train-resume-test",
+          "stages": {
+            "shards": { "kind": "shard", "params": { "source": { "kind": "synthetic", "num_classes": 4, "image_size": 32, "train_count": 256, "val_count": 32 } } },
+            "train": {
+              "kind": "train",
+              "depends_on": ["shards"],
+              "params": {
+                "model": { "preset": "rgc-shallow", "width": 0.25, "time": { "steps": 6, "image_off": null } },
+                "steps": {{steps}}, "batch_size": 32, "threads": 1, "metrics_interval_seconds": 1,
+                "optimizer": { "kind": "adam", "learning_rate": 0.002, "weight_decay": 0 },
+                "checkpoint": { "every_steps": {{every}} }
+              }
+            }
+          }
+        }
+        """;
+
+    private static StageDetail Train(RunDetail run) => run.Stages.Single(s => s.Name == "train");
+
+    [Fact]
+    public async Task A_training_stage_whose_worker_is_killed_resumes_from_its_checkpoint_on_the_other_worker()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync(azureBlobs: true);
+        var client = await env.StartHostAsync(worker: false);
+        var a = env.StartWorker("worker-a");
+        var b = env.StartWorker("worker-b");
+
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, Spec(steps: 60, every: 5));
+        var running = await PipelineTestEnvironment.WaitUntilAsync(client, runId,
+            r => Train(r) is { Status: StageStatus.Running, Progress: >= 0.3 }, Timeout, "train a third of its steps");
+        var victim = Train(running).Worker == "worker-a" ? a : b;
+        victim.Kill();
+
+        var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + env.WorkerLogs);
+        var train = Train(run);
+        Assert.Equal(2, train.Attempt);
+        Assert.EndsWith(victim == a ? "worker-b" : "worker-a", train.History.Last(h => h.To == StageStatus.Running).Reason, StringComparison.Ordinal);
+        var resumedFrom = (long)train.Summary!["resumed_from_step"]!;
+        Assert.True(resumedFrom >= 15 && resumedFrom % 5 == 0, $"resumed from step {resumedFrom}");
+        Assert.Equal(60, (long)train.Summary["steps"]!);
+    }
+
+    [Fact]
+    public async Task A_cancelled_training_stage_checkpoints_and_a_retry_continues_from_there()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var host = await env.StartHostAsync(worker: true);
+
+        // Checkpoints only by time (10 min): the one the retry resumes from is the one written on cancellation.
+        var runId = await PipelineTestEnvironment.LaunchAsync(host, Spec(steps: 40, every: 1000));
+        await PipelineTestEnvironment.WaitUntilAsync(host, runId, r => Train(r) is { Status: StageStatus.Running, Progress: >= 0.25 }, Timeout, "train a quarter");
+        await host.Services.GetRequiredService<Jobs.Engine.StageEngine>().CancelRunAsync(runId, CancellationToken.None);
+        var cancelled = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
+        Assert.Equal(StageStatus.Cancelled, Train(cancelled).Status);
+
+        await host.Services.GetRequiredService<Jobs.Engine.StageEngine>().RetryRunAsync(runId, CancellationToken.None);
+        var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run));
+        var resumedFrom = (long)Train(run).Summary!["resumed_from_step"]!;
+        Assert.InRange(resumedFrom, 10, 39);
+        Assert.Equal(40, (long)Train(run).Summary!["steps"]!);
+    }
+}
