@@ -226,17 +226,23 @@ public sealed class BatchLoaderTests : IDisposable
 
         var eval = (await ReadAll(Reader(m), Options(shuffle: false) with { Normalization = identity }))[0];
         var natural = (await ReadAll(Reader(m), Options(train: true, kind: AugmentationKind.Natural) with { ImageSize = 12 }))[0];
+        // A full-area square crop never fits, so the random-resized crop falls back to the centred square: the red one.
+        var centred = new AugmentationParams { Kind = AugmentationKind.Natural, MinScale = 1, MaxScale = 1, MinRatio = 1, MaxRatio = 1 };
+        var fallback = (await ReadAll(Reader(m), Options(train: true, shuffle: false) with { Normalization = identity, Augmentation = centred }))[0];
 
         Assert.Equal(2 * 3 * 16 * 16, eval.Images.Length);
-        for (var i = 0; i < 2; i++)
+        foreach (var batch in new[] { eval, fallback })
         {
-            // The crop is almost all of the red square: away from its blended border every pixel is red.
-            for (var y = 2; y < 14; y++)
+            for (var i = 0; i < 2; i++)
             {
-                for (var x = 2; x < 14; x++)
+                // The crop is (almost) the red square: away from its blended border every pixel is red.
+                for (var y = 2; y < 14; y++)
                 {
-                    var at = i * 768 + y * 16 + x;
-                    Assert.True(eval.Images[at] > 0.9f && eval.Images[at + 512] < 0.1f, $"image {i} pixel ({x}, {y}) is not red");
+                    for (var x = 2; x < 14; x++)
+                    {
+                        var at = i * 768 + y * 16 + x;
+                        Assert.True(batch.Images[at] > 0.9f && batch.Images[at + 512] < 0.1f, $"image {i} pixel ({x}, {y}) is not red");
+                    }
                 }
             }
         }
