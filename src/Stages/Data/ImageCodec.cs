@@ -63,9 +63,15 @@ public static class ImageCodec
     /// Shrinking halves the image (2x2 averages) while it is over twice the target, then finishes with the Mitchell
     /// cubic, which is also used to enlarge: little aliasing, and far cheaper than a trilinear mipmap.
     /// </summary>
-    public static SKBitmap ResizeShortSide(SKBitmap source, int shortSide)
+    public static SKBitmap ResizeShortSide(SKBitmap source, int shortSide) =>
+        Resize(source, ShortSideSize(source.Width, source.Height, shortSide));
+
+    /// <summary>
+    /// Resizes to exactly <paramref name="size"/> (the aspect may change, as in a random-resized crop), with the same
+    /// halving-then-Mitchell scheme as <see cref="ResizeShortSide"/>; returns the input itself when it already has that size.
+    /// </summary>
+    public static SKBitmap Resize(SKBitmap source, SKSizeI size)
     {
-        var size = ShortSideSize(source.Width, source.Height, shortSide);
         var current = source;
         try
         {
