@@ -269,6 +269,25 @@ public sealed class CheckpointManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task An_unparsable_marker_falls_back_and_is_left_out_of_the_list()
+    {
+        using var model = Tiny(seed: 1);
+        using var optimizer = Optimizer("sgd", model);
+        await Manager().SaveAsync(model, optimizer, Spec, new TrainingPosition(2, 0, 2), new JsonObject(), CancellationToken.None);
+        await Manager().SaveAsync(model, optimizer, Spec, new TrainingPosition(4, 0, 4), new JsonObject(), CancellationToken.None);
+        // Committed through the store (its own sha256 matches), but not a whole checkpoint document.
+        using (var junk = new MemoryStream(Encoding.UTF8.GetBytes("""{"format_version": 1, "position": {"step": 4}}""")))
+            await _store.PutAsync(Folder + "step-0000000004/checkpoint.json", junk, "application/json");
+
+        Assert.Equal(new long[] { 2 }, (await Manager().ListAsync(CancellationToken.None)).Select(p => p.Step));
+        using var fresh = Tiny(seed: 2);
+        using var freshOptimizer = Optimizer("sgd", fresh);
+        Assert.Equal(2, (await Manager().LoadNewestAsync(fresh, freshOptimizer, CancellationToken.None))!.Position.Step);
+        Assert.Equal(2, _log.Warnings.Count);
+        Assert.All(_log.Warnings, w => Assert.Contains("step-0000000004/", w));
+    }
+
+    [Fact]
     public async Task No_checkpoint_gives_null()
     {
         using var model = Tiny(seed: 1);
