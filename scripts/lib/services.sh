@@ -19,6 +19,8 @@ services_install_packages() {
   [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" ]] || missing+=(postgresql)
   [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || missing+=(dataset-fashion-mnist)
   /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null || missing+=(python3-torch python3-numpy)
+  # The training-curve figures draw their text with it (SkiaSharp's Linux build reads fonts from /usr/share/fonts).
+  [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
   if ((${#missing[@]})); then
     services_log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

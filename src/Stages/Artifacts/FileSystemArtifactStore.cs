@@ -87,8 +87,12 @@ public sealed class FileSystemArtifactStore : IArtifactStore
     {
         var full = FullPath(path);
         var existed = File.Exists(full);
-        File.Delete(full);
-        File.Delete(SidecarPath(full));
+        // File.Delete tolerates a missing file but not a missing folder; deleting what is not there is not an error.
+        if (Directory.Exists(Path.GetDirectoryName(full)))
+        {
+            File.Delete(full);
+            File.Delete(SidecarPath(full));
+        }
         return Task.FromResult(existed);
     }
 
