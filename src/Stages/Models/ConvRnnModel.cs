@@ -1,4 +1,5 @@
 using TorchSharp;
+using Pipeline.Stages.Models.Cells;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -60,7 +61,14 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     public IReadOnlyList<ConvRnnLayer> Layers => _layers;
     public long LastSize { get; }
     public int MinimalSteps => MinimalUnroll.Steps(Spec);
-    public int DefaultSteps => Spec.MinimalUnroll ? MinimalSteps : Spec.Time.Steps;
+    public int DefaultSteps => IsFeedforward ? 1 : Spec.MinimalUnroll ? MinimalSteps : Spec.Time.Steps;
+
+    /// <summary>
+    /// No cells and no feedback (BaseNet and its wider/deeper controls): an unrolled readout only repeats one plain
+    /// forward pass, so such a model runs for one step by default — T times cheaper to train and evaluate. An explicit
+    /// T above 1 still unrolls it biologically (features over time for neural fits).
+    /// </summary>
+    public bool IsFeedforward => Spec.Feedback.Count == 0 && Spec.Layers.All(l => (l.Cell?.Type ?? CellType.None) == CellType.None);
 
     /// <summary>The readout logits for a full unroll (T = <see cref="DefaultSteps"/>).</summary>
     public override Tensor forward(Tensor input) => Unroll(input).Readout;
@@ -68,6 +76,11 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     public UnrollResult Unroll(Tensor images, int? steps = null, FeatureTap? tap = null)
     {
         var t = steps ?? DefaultSteps;
+        if (t == 1 && IsFeedforward)
+        {
+            var single = FeedForward(images, tap);
+            return new UnrollResult([single], single, zeros(images.shape[0], dtype: int64, device: images.device));
+        }
         var presentation = ImagePresentation.From(Spec.Time, t);
         var batch = images.shape[0];
         var outputs = new Tensor?[_layers.Length];   // outputs at t−1; null = still zero
@@ -94,12 +107,13 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     }
 
     /// <summary>A plain forward pass through the layers and the decoder (feedforward models; cells see zero state).</summary>
-    public Tensor FeedForward(Tensor images)
+    public Tensor FeedForward(Tensor images, FeatureTap? tap = null)
     {
         var x = images;
         for (var i = 0; i < _layers.Length; i++)
         {
             (x, _) = _layers[i].Step(x, null, _layers[i].ZeroState(images.shape[0], _inputSizes[i], images.device, images.dtype));
+            tap?.Invoke(Spec.Layers[i].Name, 0, x);
         }
         return Decode(x);
     }

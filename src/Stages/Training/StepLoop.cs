@@ -29,6 +29,9 @@ internal sealed class StepLoop(TrainParams p, IVisionModel model, optim.Optimize
     private int _stepsInWindow;
     private int _nonFinite;
 
+    /// <summary>The last step's loss was NaN or infinite (its update was skipped): no checkpoint should mark this point.</summary>
+    public bool InNonFiniteStreak => _nonFinite > 0;
+
     /// <summary>Steps trained in this attempt.</summary>
     public long Steps { get; private set; }
 

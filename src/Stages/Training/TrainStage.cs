@@ -69,12 +69,12 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         {
             manifest = await ShardManifest.ReadAsync(context.Store, manifestInfo.Path, manifestInfo.Sha256, ct);
         }
-        catch (Exception e) when (e is InvalidDataException or Artifacts.ArtifactCorruptedException or FileNotFoundException)
+        catch (Exception e) when (IsBadShard(e))
         {
             throw new StageInputException($"The shard manifest '{manifestInfo.Path}' could not be read: {e.Message} Re-run the shard stage.");
         }
-        var imageSize = p.ImageSize ?? manifest.Image.ShortSide
-            ?? throw new StageInputException("image_size is not set and the shards kept their source sizes (no short_side); set image_size (e.g. 224).");
+        var reader = new ShardReader(context.Store, manifest, Path.Combine(context.ScratchFolder, "shards"));
+        var imageSize = p.ImageSize ?? manifest.Image.ShortSide ?? await UniformSourceSizeAsync(manifest, reader, ct);
         var device = ComputeDevice.Resolve(p.Device);
         if (p.Threads is { } threads) torch.set_num_threads(threads);
 
@@ -111,7 +111,6 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         _log.LogInformation("Training {Model} ({Parameters:N0} parameters, T {Steps}) on {Train} images of {Classes} classes at {Size} px: {TotalSteps} steps, {Epochs} epoch(s), batch {Batch}, {Device}",
             spec.Name, ModelStats.Parameters(model.Module), model.DefaultSteps, manifest.Train.Count, manifest.Classes.Count, imageSize, totalSteps, epochs, p.BatchSize, device);
 
-        var reader = new ShardReader(context.Store, manifest, Path.Combine(context.ScratchFolder, "shards"));
         var loaderOptions = new BatchLoaderOptions
         {
             Split = ShardSplitName.Train,
@@ -148,7 +147,8 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
                     {
                         loop.Train(batch, position.Step, epoch, loader.WaitTime);
                         position = new TrainingPosition(position.Step + 1, epoch, batch.Index + 1);
-                        if (lastCheckpoint.Elapsed >= p.Checkpoint.Interval || (p.Checkpoint.EverySteps is { } every && position.Step % every == 0))
+                        if (!loop.InNonFiniteStreak &&
+                            (lastCheckpoint.Elapsed >= p.Checkpoint.Interval || (p.Checkpoint.EverySteps is { } every && position.Step % every == 0)))
                             await SaveCheckpointAsync(ct);
                         ct.ThrowIfCancellationRequested();
                     }
@@ -171,12 +171,33 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
         catch (NonFiniteLossException e)
         {
-            var kept = (await checkpoints.ListAsync(CancellationToken.None)).LastOrDefault();
+            var saved = await checkpoints.ListAsync(CancellationToken.None);
+            var kept = saved.Count == 0 ? null : saved[^1];
             throw new StageInputException($"{e.Message} {(kept is null ? "No checkpoint was written before it." : $"The last good checkpoint (step {kept.Step}) is kept.")} Lower optimizer.learning_rate, set clip.norm or clip.value, or check the data.");
         }
 
         lastEval ??= await EvaluateAsync(model, reader, loaderOptions, position, position.Epoch, ct);
         return await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, wall.Elapsed, ct);
+    }
+
+    /// <summary>Synthetic and Fashion-MNIST images all have one size: the first image's short side is the size.</summary>
+    private static async Task<int> UniformSourceSizeAsync(ShardManifest manifest, ShardReader reader, CancellationToken ct)
+    {
+        if (manifest.Source.Kind == "folder" || manifest.Train.Shards.Count == 0)
+            throw new StageInputException("image_size is not set and the shards kept their source sizes (no short_side); set image_size (e.g. 224).");
+        try
+        {
+            await foreach (var sample in reader.ReadShardAsync(manifest.Train.Shards[0], ct))
+            {
+                ImageCodec.DecodeChw(sample.Image, manifest.Image.Channels, out var height, out var width);
+                return Math.Min(height, width);
+            }
+        }
+        catch (Exception e) when (IsBadShard(e))
+        {
+            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.");
+        }
+        throw new StageInputException($"The first train shard '{manifest.ShardPath(manifest.Train.Shards[0])}' is empty; re-run the shard stage.");
     }
 
     private optim.Optimizer CreateOptimizer(nn.Module module)
@@ -196,11 +217,14 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         {
             return await loader.NextAsync(ct);
         }
-        catch (Exception e) when (e is InvalidDataException or Artifacts.ArtifactCorruptedException or FileNotFoundException)
+        catch (Exception e) when (IsBadShard(e))
         {
             throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.");
         }
     }
+
+    private static bool IsBadShard(Exception e) =>
+        e is InvalidDataException or Artifacts.ArtifactCorruptedException or Artifacts.ArtifactNotFoundException;
 
     /// <summary>Top-1, top-5 and loss of the readout on the validation split (or its first eval_max_samples images).</summary>
     private async Task<EvalPoint> EvaluateAsync(IVisionModel model, ShardReader reader, BatchLoaderOptions train, TrainingPosition position, int epoch, CancellationToken ct)
@@ -223,7 +247,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
                 var y = tensor(batch.Labels).to(device);
                 var result = model.Unroll(x);
                 loss += nn.functional.cross_entropy(result.Readout, y, reduction: nn.Reduction.Sum).ToDouble();
-                var topk = result.Readout.topk(k, dim: 1).indices;
+                var topk = result.Readout.topk(k, dim: 1).indexes;
                 var hits = topk.eq(y.unsqueeze(1));
                 top1 += hits[.., 0].sum().ToDouble();
                 top5 += hits.any(dim: 1).sum().ToDouble();

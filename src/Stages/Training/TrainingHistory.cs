@@ -12,7 +12,10 @@ public sealed record TrainPoint(long Step, int Epoch, double Loss, double Accura
 /// (recurrent models evaluated at several), null for a single read-out.
 /// </summary>
 [JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
-public sealed record EvalPoint(long Step, int Epoch, double Loss, double Top1, double Top5, int? ReadoutStep);
+public sealed record EvalPoint(long Step, int Epoch, double Loss, double Top1, double Top5, int? ReadoutStep)
+{
+    public double ImagesPerSecond { get; init; }
+}
 
 /// <summary>
 /// History of a training run, kept in checkpoints (JSON, snake_case via <see cref="PipelineJson.Options"/>) so a resumed

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 
 namespace Pipeline.Jobs.Tests.Engine;
@@ -67,11 +69,11 @@ public class TrainResumeTests
         // Checkpoints only by time (10 min): the one the retry resumes from is the one written on cancellation.
         var runId = await PipelineTestEnvironment.LaunchAsync(host, Spec(steps: 40, every: 1000));
         await PipelineTestEnvironment.WaitUntilAsync(host, runId, r => Train(r) is { Status: StageStatus.Running, Progress: >= 0.25 }, Timeout, "train a quarter");
-        await host.Services.GetRequiredService<Jobs.Engine.StageEngine>().CancelRunAsync(runId, CancellationToken.None);
+        await host.Services.GetRequiredService<StageEngine>().CancelRunAsync(runId, CancellationToken.None);
         var cancelled = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
         Assert.Equal(StageStatus.Cancelled, Train(cancelled).Status);
 
-        await host.Services.GetRequiredService<Jobs.Engine.StageEngine>().RetryRunAsync(runId, CancellationToken.None);
+        await host.Services.GetRequiredService<StageEngine>().RetryRunAsync(runId, CancellationToken.None);
         var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
 
         Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run));
