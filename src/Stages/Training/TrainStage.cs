@@ -38,12 +38,16 @@ public sealed class TrainHandler : IRequestHandler<TrainStage, StageResult>
         }
         catch (Exception e) when (IsOutOfMemory(e))
         {
-            throw new StageInputException(
-                $"Out of memory while training with batch_size {p.BatchSize}: {FirstLine(e.Message)} Lower batch_size (e.g. {Math.Max(1, p.BatchSize / 2)}) or image_size, or run on a worker with more memory.");
+            throw OutOfMemory(e, p.BatchSize);
         }
     }
 
-    private static bool IsOutOfMemory(Exception e) =>
+    /// <summary>The stage error for an allocation failure: what failed, and the batch size to try instead.</summary>
+    internal static StageInputException OutOfMemory(Exception e, int batchSize) => new(
+        $"Out of memory while training with batch_size {batchSize}: {FirstLine(e.Message)} Lower batch_size (e.g. {Math.Max(1, batchSize / 2)}) or image_size, or run on a worker with more memory.");
+
+    /// <summary>.NET's own, libtorch's CPU allocator ("can't allocate memory") and CUDA's ("CUDA out of memory").</summary>
+    internal static bool IsOutOfMemory(Exception e) =>
         e is OutOfMemoryException ||
         (e is ExternalException && (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("can't allocate memory", StringComparison.OrdinalIgnoreCase)));
 

@@ -12,13 +12,13 @@ public class TrainResumeTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(150);
 
-    /// <summary>Tiny synthetic shards, then a narrow rgc-shallow (T 6) trained for <paramref name="steps"/> steps,
-    /// checkpointing every <paramref name="every"/> steps.</summary>
-    private static string Spec(int steps, int every) => $$"""
+    /// <summary>Tiny synthetic shards, then a narrow rgc-shallow (T 6) trained for <paramref name="steps"/> steps of 32
+    /// images, checkpointing every <paramref name="every"/> steps and at each epoch end (every train/32 steps).</summary>
+    private static string Spec(int steps, int every, int train = 256) => $$"""
         {
           "name": "train-resume-test",
           "stages": {
-            "shards": { "kind": "shard", "params": { "source": { "kind": "synthetic", "num_classes": 4, "image_size": 32, "train_count": 256, "val_count": 32 } } },
+            "shards": { "kind": "shard", "params": { "source": { "kind": "synthetic", "num_classes": 4, "image_size": 32, "train_count": {{train}}, "val_count": 32 } } },
             "train": {
               "kind": "train",
               "depends_on": ["shards"],
@@ -56,7 +56,8 @@ public class TrainResumeTests
         Assert.Equal(2, train.Attempt);
         Assert.EndsWith(victim == a ? "worker-b" : "worker-a", train.History.Last(h => h.To == StageStatus.Running).Reason, StringComparison.Ordinal);
         var resumedFrom = (long)train.Summary!["resumed_from_step"]!;
-        Assert.True(resumedFrom >= 15 && resumedFrom % 5 == 0, $"resumed from step {resumedFrom}");
+        // Checkpoints every 5 steps and at each epoch end (8 steps): it was killed after step 18 at the earliest.
+        Assert.True(resumedFrom >= 15 && (resumedFrom % 5 == 0 || resumedFrom % 8 == 0), $"resumed from step {resumedFrom}");
         Assert.Equal(60, (long)train.Summary["steps"]!);
     }
 
@@ -66,8 +67,8 @@ public class TrainResumeTests
         await using var env = await PipelineTestEnvironment.CreateAsync();
         var host = await env.StartHostAsync(worker: true);
 
-        // Checkpoints only by time (10 min): the one the retry resumes from is the one written on cancellation.
-        var runId = await PipelineTestEnvironment.LaunchAsync(host, Spec(steps: 40, every: 1000));
+        // No checkpoint by steps, time (10 min) or epoch end (64 steps): the retry can only resume from the one written on cancellation.
+        var runId = await PipelineTestEnvironment.LaunchAsync(host, Spec(steps: 40, every: 1000, train: 2048));
         await PipelineTestEnvironment.WaitUntilAsync(host, runId, r => Train(r) is { Status: StageStatus.Running, Progress: >= 0.25 }, Timeout, "train a quarter");
         await host.Services.GetRequiredService<StageEngine>().CancelRunAsync(runId, CancellationToken.None);
         var cancelled = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
@@ -79,6 +80,25 @@ public class TrainResumeTests
         Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run));
         var resumedFrom = (long)Train(run).Summary!["resumed_from_step"]!;
         Assert.InRange(resumedFrom, 10, 39);
+        Assert.Equal(40, (long)Train(run).Summary!["steps"]!);
+    }
+
+    [Fact]
+    public async Task A_worker_stopped_with_sigterm_checkpoints_and_the_next_worker_continues_from_there()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var client = await env.StartHostAsync(worker: false);
+        var a = env.StartWorker("worker-a");
+
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, Spec(steps: 40, every: 1000, train: 2048));
+        await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => Train(r) is { Status: StageStatus.Running, Progress: >= 0.25 }, Timeout, "train a quarter");
+        a.Terminate();
+        env.StartWorker("worker-b");
+        var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + env.WorkerLogs);
+        Assert.Equal(1, Train(run).Attempt); // handed back, not lost
+        Assert.InRange((long)Train(run).Summary!["resumed_from_step"]!, 10, 39);
         Assert.Equal(40, (long)Train(run).Summary!["steps"]!);
     }
 }

@@ -223,4 +223,17 @@ public sealed class TrainStageTests : IDisposable
         Assert.Equal(0.1, step.LearningRateAt(19, 100, 10, 0.1), 1e-12);
         Assert.Equal(0.01, step.LearningRateAt(20, 100, 10, 0.1), 1e-12);
     }
+
+    [Fact]
+    public void Out_of_memory_becomes_an_error_that_suggests_a_smaller_batch()
+    {
+        // A real allocation failure from libtorch's CPU allocator: one petabyte.
+        var e = Assert.ThrowsAny<Exception>(() => TorchSharp.torch.empty(1L << 50, dtype: TorchSharp.torch.uint8));
+
+        Assert.True(TrainHandler.IsOutOfMemory(e), e.Message);
+        var message = TrainHandler.OutOfMemory(e, 64).Message;
+        Assert.Contains("Out of memory while training with batch_size 64", message, StringComparison.Ordinal);
+        Assert.Contains("Lower batch_size (e.g. 32)", message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', message);
+    }
 }
