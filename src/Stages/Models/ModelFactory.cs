@@ -1,3 +1,4 @@
+using TorchSharp;
 using Pipeline.Stages.Execution;
 using static TorchSharp.torch;
 
@@ -15,7 +16,30 @@ public static class ModelFactory
     public static IVisionModel Create(ModelSpec spec)
     {
         spec = Resolve(spec);
-        return spec.Family == ModelFamily.Resnet ? new ResNetModel(spec) : new ConvRnnModel(spec);
+        IVisionModel model = spec.Family == ModelFamily.Resnet ? new ResNetModel(spec) : new ConvRnnModel(spec);
+        if (spec.Init.Kind == InitKind.VarianceScaling) VarianceScaling(model.Module, spec.Init.Scale);
+        return model;
+    }
+
+    /// <summary>TensorFlow's <c>VarianceScaling(scale, fan_in, truncated_normal)</c>: the normal is cut at ±2σ, so σ is
+    /// divided by the truncated distribution's std (0.8796) to keep the variance at scale / fan_in.</summary>
+    private static void VarianceScaling(nn.Module module, double scale)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            if (p.dim() >= 2)
+            {
+                var (fanIn, _) = nn.init.CalculateFanInAndFanOut(p);
+                var std = Math.Sqrt(scale / fanIn) / 0.87962566103423978;
+                p.copy_(TruncatedNormal(p.shape) * std);
+            }
+            else if (name.EndsWith("bias", StringComparison.Ordinal))
+            {
+                nn.init.zeros_(p);
+            }
+        }
     }
 
     /// <summary>Validates the spec and, for a matched control, returns it with the solved width or extra layers.</summary>
@@ -94,6 +118,20 @@ public static class ModelFactory
             }
         }
         return spec with { Match = null, Layers = deep };
+    }
+
+    /// <summary>A standard normal cut at ±2 by redrawing what falls outside (TorchSharp 0.107's <c>trunc_normal_</c>
+    /// returned near-constant values here).</summary>
+    private static Tensor TruncatedNormal(long[] shape)
+    {
+        var x = randn(shape);
+        for (var i = 0; i < 100; i++)
+        {
+            var outside = x.abs() > 2;
+            if (!outside.any().ToBoolean()) break;
+            x = where(outside, randn(shape), x);
+        }
+        return x.clamp(-2, 2);
     }
 
     private static long ExtraLayerCost(long channels) => (9 * channels * channels) + channels;

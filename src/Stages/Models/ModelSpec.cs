@@ -35,6 +35,9 @@ public sealed record ModelSpec
     /// <summary>Train at the smallest T at which every parameter influences the readout (the paper's control).</summary>
     public bool MinimalUnroll { get; init; }
 
+    /// <summary>How the weights start (PyTorch's defaults unless the spec asks for variance scaling).</summary>
+    public InitSpec Init { get; init; } = new();
+
     /// <summary>resnet family: 18 or 34.</summary>
     public int? Depth { get; init; }
 
@@ -47,6 +50,7 @@ public sealed record ModelSpec
         if (Classes is < 2 or > 100_000) yield return new("classes", $"must be between 2 and 100000, got {Classes}");
         if (InChannels is < 1 or > 16) yield return new("in_channels", $"must be between 1 and 16, got {InChannels}");
         if (Width is <= 0 or > 16 || double.IsNaN(Width)) yield return new("width", $"must be in (0, 16], got {Width}");
+        if (!(Init.Scale is > 0 and <= 100)) yield return new("init.scale", $"must be in (0, 100], got {Init.Scale}");
         if (Family == ModelFamily.Resnet)
         {
             if (Depth is not (18 or 34)) yield return new("depth", "resnet models have depth 18 or 34");
@@ -79,6 +83,20 @@ public sealed record ModelSpec
 }
 
 public enum ModelFamily { Convrnn, Resnet }
+
+public enum InitKind { Default, VarianceScaling }
+
+/// <summary>
+/// <c>default</c>: PyTorch's layer defaults. <c>variance_scaling</c>: TensorFlow's initializer that the reference ConvRNN
+/// code used — every weight (≥ 2 dimensions) from a truncated normal with variance <c>scale / fan_in</c>, biases zero;
+/// scale 2 is He initialisation, CONVRNN.md's median model records 0.639. With ELUs and no normalisation it avoids
+/// the long initial plateau PyTorch's defaults give deep unnormalised stacks.
+/// </summary>
+public sealed record InitSpec
+{
+    public InitKind Kind { get; init; } = InitKind.Default;
+    public double Scale { get; init; } = 2.0;
+}
 
 /// <summary>
 /// One node of the graph. <c>conv</c>: conv k×k/stride → ELU → cell → pool (BaseNet and rgc_intermediate layers).

@@ -210,4 +210,27 @@ public class PaperConfigurationTests
         Assert.Equal(preset == "basenet-deep", control.Spec.Layers.Count > 5);
         Assert.Equal(preset == "basenet-wide", control.Spec.Width > 0.25);
     }
+
+    [Fact]
+    public void Variance_scaling_draws_weights_with_variance_scale_over_fan_in_and_zero_biases()
+    {
+        using var scope = NewDisposeScope();
+        torch.manual_seed(2);
+        var spec = ModelPresets.Load("rgc-shallow", 64, 10, 0.25) with { Init = new InitSpec { Kind = InitKind.VarianceScaling, Scale = 0.639 } };
+        using var model = ModelFactory.Create(spec);
+
+        foreach (var (name, p) in model.Module.named_parameters())
+        {
+            if (p.dim() >= 2 && p.numel() >= 2000)
+            {
+                var fanIn = p.numel() / p.shape[0];
+                Assert.Equal(Math.Sqrt(0.639 / fanIn), p.std().ToDouble(), Math.Sqrt(0.639 / fanIn) * 0.1);
+                Assert.True(p.abs().max().ToDouble() <= 2 * Math.Sqrt(0.639 / fanIn) / 0.8796 + 1e-6, name);
+            }
+            else if (name.EndsWith("bias", StringComparison.Ordinal))
+            {
+                Assert.Equal(0, p.abs().max().ToDouble());
+            }
+        }
+    }
 }
