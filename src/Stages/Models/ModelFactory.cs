@@ -67,7 +67,7 @@ public static class ModelFactory
 
     public static long CountParameters(ModelSpec spec)
     {
-        using var model = Create(spec with { Match = null });
+        using var model = Create(spec with { Match = null, Init = new InitSpec() }); // counting needs no initialisation
         return ModelStats.Parameters(model.Module);
     }
 
