@@ -166,7 +166,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         catch (OperationCanceledException)
         {
             // Cancelled, or the worker is stopping (SIGTERM, eviction): keep the work done so far for the next attempt.
-            if (position.Step > 0 && position.Step > (resumedFrom ?? 0))
+            if (position.Step > (resumedFrom ?? 0) && !loop.InNonFiniteStreak)
             {
                 _log.LogInformation("Stopping at step {Step}: writing a checkpoint before handing the stage back", position.Step);
                 await SaveCheckpointAsync(CancellationToken.None);
@@ -181,7 +181,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
 
         lastEval ??= await EvaluateAsync(model, reader, loaderOptions, position, position.Epoch, ct);
-        return await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, wall.Elapsed, ct);
+        return await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
     }
 
     /// <summary>Synthetic and Fashion-MNIST images all have one size: the first image's short side is the size.</summary>
@@ -278,7 +278,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
     }
 
     private async Task<StageResult> WriteOutputsAsync(IVisionModel model, ModelSpec spec, JsonNode specJson, ShardManifest manifest, StepLoop loop,
-        EvalPoint eval, long totalSteps, long? resumedFrom, TimeSpan wall, CancellationToken ct)
+        EvalPoint eval, long totalSteps, long? resumedFrom, Device device, TimeSpan wall, CancellationToken ct)
     {
         var modelPath = Path.Combine(context.ScratchFolder, "model.safetensors");
         await ModelCheckpoint.SaveAsync(model.Module, modelPath, specJson, ct);
@@ -313,7 +313,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             ["classes"] = manifest.Classes.Count,
             ["train_images"] = manifest.Train.Count,
             ["val_images_evaluated"] = p.EvalMaxSamples is { } max ? Math.Min(max, manifest.Val.Count) : manifest.Val.Count,
-            ["device"] = p.Device,
+            ["device"] = device.type.ToString().ToLowerInvariant(),
             ["threads"] = torch.get_num_threads(),
         };
         await WriteJsonAsync("metrics.json", metrics, ct);
