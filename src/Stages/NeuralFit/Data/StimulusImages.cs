@@ -56,23 +56,27 @@ public sealed class StimulusImages
     /// The images of <paramref name="ids"/> as a normalised float32 batch <c>[n, 3, size, size]</c> (resized when they
     /// are not <paramref name="size"/> pixels; ImageNet mean/std, as the models were trained).
     /// </summary>
-    public Tensor LoadBatch(IReadOnlyList<string> ids, int size)
+    public Tensor LoadBatch(IReadOnlyList<string> ids, int size) => Normalised([.. ids.Select(ReadBytes)], size);
+
+    /// <summary>PNG/JPEG images as a normalised float32 batch <c>[n, 3, size, size]</c> (resized when needed; ImageNet
+    /// mean/std, as the models were trained).</summary>
+    public static Tensor Normalised(IReadOnlyList<byte[]> images, int size)
     {
         var norm = ImageNormalization.Default(3);
         var plane = size * size;
-        var data = new float[(long)ids.Count * 3 * plane];
-        for (var i = 0; i < ids.Count; i++)
+        var data = new float[(long)images.Count * 3 * plane];
+        for (var i = 0; i < images.Count; i++)
         {
-            var chw = Decode(ReadBytes(ids[i]), size);
+            var chw = Decode(images[i], size);
             for (var c = 0; c < 3; c++)
             {
                 for (var p = 0; p < plane; p++)
                 {
-                    data[(((long)i * 3) + c) * plane + p] = (chw[(c * plane) + p] - norm.Mean[c]) / norm.Std[c];
+                    data[((((long)i * 3) + c) * plane) + p] = (chw[(c * plane) + p] - norm.Mean[c]) / norm.Std[c];
                 }
             }
         }
-        return tensor(data, [ids.Count, 3, size, size]);
+        return tensor(data, [images.Count, 3, size, size]);
     }
 
     private static float[] Decode(byte[] bytes, int size)
