@@ -23,7 +23,8 @@ public static class NeuralDataValidator
             var p = (int)(i / (n * t));
             var site = (int)(i / t % n);
             var bin = assembly.TimeBins[(int)(i % t)];
-            nonFinite.Add($"{assembly.Presentations[p].StimulusId}/{assembly.Neuroids[site].NeuroidId}/{bin.StartMs}-{bin.EndMs}ms ({assembly.Responses[i]})");
+            var value = assembly.Responses[i];
+            nonFinite.Add($"{assembly.Presentations[p].StimulusId}/{assembly.Neuroids[site].NeuroidId}/{bin.StartMs}-{bin.EndMs}ms ({(float.IsNaN(value) ? "NaN" : value > 0 ? "+inf" : "-inf")})");
         }
         if (nonFinite.Count > 0) yield return $"{nonFinite.Count} responses are NaN or infinite (stimulus/neuroid/bin): {NeuralDataException.ListIds(nonFinite)}";
 
