@@ -97,6 +97,8 @@ public static partial class BrainScoreNetCdf
                 var along = coords.Where(kv => kv.Value.Dim == dim).Select(kv => kv.Key).Order(StringComparer.Ordinal);
                 throw new NeuralDataException($"{path}: missing coordinate '{name}' along '{dim}' (coordinates along it: {string.Join(", ", along)})");
             }
+            var count = c.Values is Array array ? array.Length : 0;
+            if (count != length[dim]) throw new NeuralDataException($"{path}: coordinate '{name}' has {count} values but '{dim}' has length {length[dim]}");
             return c.Values switch
             {
                 string[] s => s,
@@ -106,7 +108,7 @@ public static partial class BrainScoreNetCdf
         }
         int[] Ints(string name, string dim)
         {
-            var values = coords.TryGetValue(name, out var c) && c.Dim == dim ? c.Values : Strings(name, dim);
+            var values = coords.TryGetValue(name, out var c) && c.Dim == dim && c.Values is double[] d && d.Length == length[dim] ? c.Values : Strings(name, dim);
             if (values is double[] v && v.All(x => x == Math.Round(x))) return [.. v.Select(x => (int)x)];
             throw new NeuralDataException($"{path}: coordinate '{name}' along '{dim}' must hold integers");
         }

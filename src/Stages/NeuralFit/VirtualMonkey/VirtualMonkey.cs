@@ -14,9 +14,14 @@ public sealed record VirtualStimulus(string StimulusId, string ObjectName, byte[
 /// <param name="ExpectedCeilingPerBin">Per bin, the median over sites of the Spearman–Brown-corrected split-half
 /// reliability implied by the signal variance v and noise σ over R repetitions: <c>v / (v + σ²/R)</c>.</param>
 /// <param name="ExpectedCeiling">Mean of <see cref="ExpectedCeilingPerBin"/> over the driven bins.</param>
+/// <param name="SiteReadouts">Per site, the features it sums and their weights (before centring and scaling).</param>
 public sealed record AreaGroundTruth(
     string Region, string Layer, int LatencySteps, int FirstArrivalStep, int FirstResponseBin, int Sites, int FeaturesPerSite,
-    double NoiseSigma, int Repetitions, double ExpectedCeiling, IReadOnlyList<double> ExpectedCeilingPerBin);
+    double NoiseSigma, int Repetitions, double ExpectedCeiling, IReadOnlyList<double> ExpectedCeilingPerBin,
+    IReadOnlyList<SiteReadout> SiteReadouts);
+
+/// <summary>How one site reads its layer: <c>Σ_j Weights[j] · feature[Features[j]]</c>.</summary>
+public sealed record SiteReadout(string NeuroidId, IReadOnlyList<int> Features, IReadOnlyList<double> Weights);
 
 /// <summary>The generating process of a virtual-monkey dataset (written as ground_truth.json).</summary>
 public sealed record VirtualMonkeyGroundTruth(
@@ -24,7 +29,11 @@ public sealed record VirtualMonkeyGroundTruth(
     int Stimuli, IReadOnlyList<AreaGroundTruth> Areas);
 
 /// <summary>A synthesised dataset: responses, the images shown and the ground truth.</summary>
-public sealed record VirtualMonkeyData(NeuralAssembly Assembly, IReadOnlyList<VirtualStimulus> Stimuli, VirtualMonkeyGroundTruth GroundTruth);
+public sealed record VirtualMonkeyData(NeuralAssembly Assembly, IReadOnlyList<VirtualStimulus> Stimuli, VirtualMonkeyGroundTruth GroundTruth)
+{
+    /// <summary>The generating layers' reduced features, <c>[step][stimulus * dims + d]</c> (for checks; not written).</summary>
+    internal IReadOnlyDictionary<string, (float[][] Values, int Dims)> LayerFeatures { get; init; } = new Dictionary<string, (float[][], int)>();
+}
 
 /// <summary>
 /// Synthesises neural data from a reference model (see <see cref="VirtualMonkeyOptions"/>). Model step t is bin
@@ -68,10 +77,13 @@ public static class VirtualMonkey
             var f = features[area.Layer];
             var arrival = FirstArrival(f, s, steps);
             var perSiteCeiling = new double[area.Sites][];
+            var readouts = new List<SiteReadout>();
             for (var k = 0; k < area.Sites; k++)
             {
-                var signal = SiteSignal(f, s, steps, area.LatencySteps, Math.Min(options.FeaturesPerSite, f.Dims), ref rng, $"{area.Region} site {k}");
-                sites.Add((new Neuroid($"{area.Region}_{k:D3}", area.Region), signal));
+                var id = $"{area.Region}_{k:D3}";
+                var (signal, chosen, weights) = SiteSignal(f, s, steps, area.LatencySteps, Math.Min(options.FeaturesPerSite, f.Dims), ref rng, $"{area.Region} site {k}");
+                sites.Add((new Neuroid(id, area.Region), signal));
+                readouts.Add(new SiteReadout(id, chosen, weights));
                 perSiteCeiling[k] = [.. Enumerable.Range(0, steps).Select(t =>
                 {
                     var v = Variance(signal, s, steps, t);
@@ -82,7 +94,7 @@ public static class VirtualMonkey
             var first = Math.Min(steps, area.LatencySteps + arrival);
             var expected = first < steps ? perBin.Skip(first).Average() : 0;
             truths.Add(new AreaGroundTruth(area.Region, area.Layer, area.LatencySteps, arrival, first, area.Sites, Math.Min(options.FeaturesPerSite, f.Dims),
-                options.Noise, options.Repetitions, expected, perBin));
+                options.Noise, options.Repetitions, expected, perBin, readouts));
         }
 
         // Presentations repetition-major (every stimulus once, then again), as recording sessions are.
@@ -107,7 +119,7 @@ public static class VirtualMonkey
         var assembly = new NeuralAssembly(responses, presentations, [.. sites.Select(x => x.Site)], bins);
         var truth = new VirtualMonkeyGroundTruth(options.Preset, options.Width, options.ImageSize, options.Seed,
             options.ProjectionDims is { } d ? $"random_projection_{d}" : "spatial_mean", StepMs, steps, time.ImageOff ?? steps, s, truths);
-        return new VirtualMonkeyData(assembly, stimuli, truth);
+        return new VirtualMonkeyData(assembly, stimuli, truth) { LayerFeatures = features.ToDictionary(kv => kv.Key, kv => (kv.Value.Values, kv.Value.Dims)) };
     }
 
     /// <summary>A layer's features: <c>Values[t][stimulus * Dims + d]</c>.</summary>
@@ -173,7 +185,7 @@ public static class VirtualMonkey
         return tensor(values, [inputs, d]);
     }
 
-    private static float[] SiteSignal(LayerFeatures f, int s, int steps, int latency, int k, ref DeterministicRandom rng, string name)
+    private static (float[] Signal, int[] Features, double[] Weights) SiteSignal(LayerFeatures f, int s, int steps, int latency, int k, ref DeterministicRandom rng, string name)
     {
         // A draw can pick only features that never vary with the image (dead units): draw again.
         for (var attempt = 0; attempt < 50; attempt++)
@@ -214,7 +226,7 @@ public static class VirtualMonkey
             }
             var scale = 1 / Math.Sqrt(total / driven);
             for (var i = 0; i < signal.Length; i++) signal[i] = (float)(signal[i] * scale);
-            return signal;
+            return (signal, chosen, weights);
         }
         throw new InvalidOperationException($"{name}: every draw of features was constant across stimuli; the layer does not respond to these images");
     }

@@ -90,6 +90,53 @@ public sealed class VirtualMonkeyTests(VirtualMonkeyFixture fixture) : IClassFix
     }
 
     [Fact]
+    public void Sites_are_read_out_of_their_own_layer_and_not_of_another()
+    {
+        var data = fixture.Data;
+        using var mean = data.Assembly.AveragedResponses();
+        var averaged = mean.data<float>().ToArray();                 // [stimulus, neuroid, bin]
+        var (s, n, steps) = (data.Assembly.StimulusIds.Count, data.Assembly.Neuroids.Count, 26);
+        var other = new Dictionary<string, string> { ["conv3"] = "conv5", ["conv5"] = "conv3" };
+        foreach (var area in data.GroundTruth.Areas)
+        {
+            double Fit(string layer)
+            {
+                var (values, dims) = data.LayerFeatures[layer];
+                var rs = new List<double>();
+                foreach (var site in area.SiteReadouts)
+                {
+                    var j = data.Assembly.Neuroids.ToList().FindIndex(x => x.NeuroidId == site.NeuroidId);
+                    for (var t = area.FirstResponseBin; t < steps; t++)
+                    {
+                        var predicted = Enumerable.Range(0, s).Select(i => site.Features.Select((f, q) => site.Weights[q] * values[t - area.LatencySteps][(i * dims) + (f % dims)]).Sum()).ToArray();
+                        var observed = Enumerable.Range(0, s).Select(i => (double)averaged[(((i * n) + j) * steps) + t]).ToArray();
+                        rs.Add(Pearson(predicted, observed));
+                    }
+                }
+                return rs.Average();
+            }
+            var own = Fit(area.Layer);
+            var wrong = Fit(other[area.Layer]);
+            // Late bins (after image off) carry little signal, so the mean r over bins is well below 1 even for the true layer.
+            Assert.True(own > 0.5, $"{area.Region}: its own layer {area.Layer} should predict it, r = {own:F3}");
+            Assert.True(wrong < own / 2, $"{area.Region}: the same read-out of {other[area.Layer]} should predict it much worse, r = {wrong:F3} vs {own:F3}");
+        }
+    }
+
+    private static double Pearson(double[] x, double[] y)
+    {
+        var (mx, my) = (x.Average(), y.Average());
+        double sxy = 0, sxx = 0, syy = 0;
+        for (var i = 0; i < x.Length; i++)
+        {
+            sxy += (x[i] - mx) * (y[i] - my);
+            sxx += (x[i] - mx) * (x[i] - mx);
+            syy += (y[i] - my) * (y[i] - my);
+        }
+        return sxx == 0 || syy == 0 ? 0 : sxy / Math.Sqrt(sxx * syy);
+    }
+
+    [Fact]
     public void Written_dataset_reads_back_equal_with_its_images_and_ground_truth()
     {
         var folder = Path.Combine(_dir, "monkey");
