@@ -161,6 +161,32 @@ public sealed class VirtualMonkeyTests(VirtualMonkeyFixture fixture) : IClassFix
     }
 
     [Fact]
+    public void Images_from_a_folder_with_random_projection_features_are_deterministic_per_seed()
+    {
+        var folder = Path.Combine(_dir, "stimuli");
+        NeuralDataTestFiles.WriteImages(folder, Enumerable.Range(0, 8).Select(i => $"img{i}"), size: 24);
+        File.WriteAllLines(Path.Combine(folder, "objects.csv"), ["stimulus_id,object_name", "img0,car", "img1,face"]);
+        var options = new VirtualMonkeyOptions
+        {
+            Preset = "basenet",
+            Width = 0.25,
+            ImageSize = 32,
+            ImagesFolder = folder,
+            Repetitions = 2,
+            Seed = 5,
+            ProjectionDims = 16,
+            Areas = [new("IT", "conv3", LatencySteps: 2, Sites: 4)],
+        };
+        var first = VirtualMonkey.Synthesize(options);
+        var again = VirtualMonkey.Synthesize(options);
+        Assert.Equal(first.Assembly.Responses, again.Assembly.Responses);
+        Assert.Equal(["img0", "img1", "img2"], first.Assembly.StimulusIds.Take(3));
+        Assert.Equal(["car", "face", "unknown"], first.Assembly.StimulusObjects.Take(3));
+        Assert.Equal("random_projection_16", first.GroundTruth.Features);
+        Assert.Equal(16, first.LayerFeatures["conv3"].Dims);
+    }
+
+    [Fact]
     public void Writing_into_a_non_empty_folder_fails_and_writes_nothing()
     {
         var folder = Path.Combine(_dir, "busy");
