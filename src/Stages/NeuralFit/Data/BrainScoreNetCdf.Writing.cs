@@ -15,7 +15,9 @@ public static partial class BrainScoreNetCdf
     /// time_bin); stimulus_id, object_name, neuroid_id, region as variable-length strings; repetition, time_bin_start,
     /// time_bin_end as int64. Written to a temporary file and moved into place, so a failure leaves nothing behind.
     /// </summary>
-    public static void Write(NeuralAssembly assembly, string path)
+    public static void Write(NeuralAssembly assembly, string path) => Write(assembly, path, FixedStringPatch.Window, FixedStringPatch.Overlap);
+
+    internal static void Write(NeuralAssembly assembly, string path, int window, int overlap)
     {
         var dims = new (string Name, int Length)[] { (PresentationDim, assembly.Presentations.Count), (NeuroidDim, assembly.Neuroids.Count), (TimeBinDim, assembly.TimeBins.Count) };
         var scales = dims.Select((d, i) => new H5Dataset(new float[d.Length])
@@ -60,9 +62,8 @@ public static partial class BrainScoreNetCdf
         try
         {
             file.Write(temp);
-            var bytes = File.ReadAllBytes(temp);
-            FixedStringPatch.Apply(bytes);
-            File.WriteAllBytes(temp, bytes);
+            var patched = FixedStringPatch.Apply(temp, window, overlap);
+            if (patched != 2 * dims.Length) throw new InvalidOperationException($"expected to retype {2 * dims.Length} CLASS/NAME attributes, retyped {patched}: PureHDF's layout changed");
             File.Move(temp, path, overwrite: true);
         }
         finally
@@ -93,13 +94,45 @@ public static partial class BrainScoreNetCdf
     /// </summary>
     internal static class FixedStringPatch
     {
-        public static int Apply(byte[] file)
+        public const int Window = 8 << 20;
+        public const int Overlap = 64 << 10;   // far more than a dimension scale's object header
+
+        /// <summary>Patches the file in place, scanning it in overlapping windows (assemblies can exceed 2 GB).</summary>
+        public static int Apply(string path, int window = Window, int overlap = Overlap)
         {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+            var buffer = new byte[window];
             var patched = 0;
+            long offset = 0;
+            while (true)
+            {
+                stream.Position = offset;
+                var read = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+                var last = offset + read >= stream.Length;
+                // Each window owns the candidates in [from, to): the margins let a header around a candidate fit.
+                var from = offset == 0 ? 0 : overlap;
+                var to = last ? read : read - overlap;
+                var view = read == buffer.Length ? buffer : buffer[..read];
+                foreach (var (start, end) in Patch(view, from, to))
+                {
+                    stream.Position = offset + start;
+                    stream.Write(view, start, end - start);
+                    patched++;
+                }
+                if (last) break;
+                offset += read - (2 * overlap);
+            }
+            return patched;
+        }
+
+        /// <summary>Patches candidates starting in [from, to) of <paramref name="file"/>; returns the rewritten header ranges.</summary>
+        internal static List<(int Start, int End)> Patch(byte[] file, int from, int to)
+        {
+            var changed = new List<(int, int)>();
             foreach (var name in new[] { "CLASS", "NAME" })
             {
                 var pattern = Encoding.ASCII.GetBytes(name + "\0");
-                for (var at = IndexOf(file, pattern, 0); at >= 0; at = IndexOf(file, pattern, at + 1))
+                for (var at = IndexOf(file, pattern, from); at >= 0 && at < to; at = IndexOf(file, pattern, at + 1))
                 {
                     var dt = at + pattern.Length;
                     // Opaque datatype message (class 5, any version), tag length 8 (an empty tag padded to 8), then size.
@@ -120,10 +153,10 @@ public static partial class BrainScoreNetCdf
                     file.AsSpan(dt + 16, spaceSize + dataSize).CopyTo(file.AsSpan(dt + 8));
                     file.AsSpan(dt + 8 + spaceSize + dataSize, 8).Clear();
                     BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(checksumAt), Lookup3(file.AsSpan(start, checksumAt - start)));
-                    patched++;
+                    changed.Add((start, checksumAt + 4));
                 }
             }
-            return patched;
+            return changed;
         }
 
         /// <summary>The version-2 object header ("OHDR") chunk 0 containing <paramref name="position"/>: its start and checksum offset.</summary>

@@ -7,8 +7,8 @@ namespace Pipeline.Stages.NeuralFit;
 /// <summary>
 /// Brain-Score-style NetCDF4 (HDF5) assemblies, as <c>xarray.DataArray.to_netcdf</c> writes a DataArray whose
 /// MultiIndex levels were reset to plain coordinates: one float data variable of dims (presentation, neuroid, time_bin)
-/// in any order, and 1-D coordinate variables along each dim (stimulus_id, repetition, object_name; neuroid_id, region;
-/// time_bin_start, time_bin_end). Strings may be variable-length or fixed-size char arrays (<c>|S1</c> with a
+/// in any order, and 1-D coordinate variables along each dim (stimulus_id — or the older image_id —, repetition,
+/// object_name; neuroid_id, region; time_bin_start, time_bin_end); other coordinates are ignored. Strings may be variable-length or fixed-size char arrays (<c>|S1</c> with a
 /// <c>stringN</c> dim). A variable's dims come from netCDF's <c>_Netcdf4Coordinates</c>/<c>_Netcdf4Dimid</c>, else its
 /// HDF5 <c>DIMENSION_LIST</c>, else its length when that is unambiguous.
 /// </summary>
@@ -113,7 +113,8 @@ public static partial class BrainScoreNetCdf
             throw new NeuralDataException($"{path}: coordinate '{name}' along '{dim}' must hold integers");
         }
 
-        var sid = Strings("stimulus_id", PresentationDim);
+        // Older Brain-Score assemblies (brainio before 2022) call the stimulus id image_id.
+        var sid = Strings(coords.ContainsKey("stimulus_id") || !coords.ContainsKey("image_id") ? "stimulus_id" : "image_id", PresentationDim);
         var rep = Ints("repetition", PresentationDim);
         var obj = Strings("object_name", PresentationDim);
         var nid = Strings("neuroid_id", NeuroidDim);

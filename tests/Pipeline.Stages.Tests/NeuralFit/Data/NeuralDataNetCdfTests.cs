@@ -89,6 +89,22 @@ public sealed class NeuralDataNetCdfTests : IDisposable
     }
 
     [Fact]
+    public void The_patch_scans_large_files_in_windows_and_finds_every_dimension_scale()
+    {
+        // Small windows over a ~40 kB file: headers straddle window edges the way they would in a multi-GB assembly.
+        var assembly = NeuralDataTestFiles.Small(stimuli: 40, repetitions: 4, sites: 10, bins: 26);
+        var path = Path.Combine(_dir, "windows.nc");
+        BrainScoreNetCdf.Write(assembly, path, window: 2048, overlap: 512);
+        NeuralDataTestFiles.AssertEqual(assembly, BrainScoreNetCdf.Read(path));
+        var output = NeuralDataTestFiles.RunPython($$"""
+            import xarray as xr
+            da = xr.open_dataarray("{{path}}")
+            print(list(da.dims), da.shape)
+            """, _dir);
+        Assert.Equal("['presentation', 'neuroid', 'time_bin'] (160, 10, 26)", output.Trim());
+    }
+
+    [Fact]
     public void The_fixed_string_patch_keeps_a_valid_lookup3_checksum()
     {
         // Known value from Bob Jenkins' lookup3.c driver: hashlittle("Four score and seven years ago", 30, 0).
