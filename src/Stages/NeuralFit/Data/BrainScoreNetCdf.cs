@@ -113,7 +113,7 @@ public static partial class BrainScoreNetCdf
             throw new NeuralDataException($"{path}: coordinate '{name}' along '{dim}' must hold integers");
         }
 
-        // Older Brain-Score assemblies (brainio before 2022) call the stimulus id image_id.
+        // Older Brain-Score assemblies call the stimulus id image_id.
         var sid = Strings(coords.ContainsKey("stimulus_id") || !coords.ContainsKey("image_id") ? "stimulus_id" : "image_id", PresentationDim);
         var rep = Ints("repetition", PresentationDim);
         var obj = Strings("object_name", PresentationDim);
