@@ -24,6 +24,7 @@ public static class Commands
         root.Subcommands.Add(WorkerCommand());
         root.Subcommands.Add(ModelsCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
+        root.Subcommands.Add(NeuralCommands.Build());
         return root;
     }
 
