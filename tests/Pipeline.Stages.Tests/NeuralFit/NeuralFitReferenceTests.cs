@@ -33,16 +33,17 @@ public sealed class NeuralFitReferenceTests : IDisposable
         return (x[..n], y[..n], x[n..]);
     }
 
-    public static TheoryData<int, int, int> Shapes => new()
+    public static TheoryData<int, int, int, int> Shapes => new()
     {
-        { 200, 50, 20 },  // p < n, many sites
-        { 60, 120, 12 },  // p > n: ridge goes through the kernel
-        { 150, 30, 1 },   // one site: NIPALS stops after one step
+        { 200, 50, 20, 500 },  // p < n, many sites
+        { 60, 120, 12, 500 },  // p > n: ridge goes through the kernel
+        { 150, 30, 1, 500 },   // one site: NIPALS stops after one step
+        { 120, 30, 45, 15 },   // more sites than features (PLS on the p side), and NIPALS cut off at max_iter
     };
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public async Task Pls_and_ridge_predictions_equal_scikit_learn(int n, int p, int q)
+    public async Task Pls_and_ridge_predictions_equal_scikit_learn(int n, int p, int q, int maxIterations)
     {
         Assert.True(File.Exists(Python), $"{Python} is missing; {Install}");
         var probe = await Run($"-c \"import sklearn, numpy\"");
@@ -51,20 +52,21 @@ public sealed class NeuralFitReferenceTests : IDisposable
         using var scope = NewDisposeScope();
         var (x, y, xTest) = Data(n, p, q, seed: n + p + q);
         var components = Math.Min(25, p);
-        using var pls = PlsRegression.Fit(x, y, components);
+        using var pls = PlsRegression.Fit(x, y, components, maxIterations);
         var labels = Enumerable.Range(0, n).Select(i => i % 5).ToArray();
         using var cv = RidgeRegression.FitCrossValidated(x, y, labels, RegressionOptions.LogGrid(1e-3, 1e5, 9), folds: 5, seed: 1);
         using var ridge = RidgeRegression.Fit(x, y, alpha: 3.0);
         foreach (var (name, t) in new[] { ("x", x), ("y", y), ("x_test", xTest), ("alpha", tensor(3.0)), ("alphas", tensor(cv.Alphas.ToArray())) })
             NpyFile.Write(Path.Combine(_dir, $"{name}.npy"), t);
 
-        var run = await Run($"{Path.Combine(AppContext.BaseDirectory, "NeuralFit", "sklearn_reference.py")} {_dir} {components}");
+        var run = await Run($"{Path.Combine(AppContext.BaseDirectory, "NeuralFit", "sklearn_reference.py")} {_dir} {components} {maxIterations}");
         Assert.True(run.ExitCode == 0, run.Stderr);
 
         AssertClose(NpyFile.Read(Path.Combine(_dir, "pls_pred.npy")), pls.Predict(xTest), "PLS");
         AssertClose(NpyFile.Read(Path.Combine(_dir, "pls_x_weights.npy")), pls.XWeights, "PLS x weights");
         var sklearnIterations = NpyFile.Read(Path.Combine(_dir, "pls_n_iter.npy")).data<long>().ToArray();
         Assert.Equal(sklearnIterations, Enumerable.Range(0, components).Select(k => (long)pls.Iterations[0, k]).ToArray());
+        if (maxIterations < 500) Assert.Contains((long)maxIterations, sklearnIterations); // the cut-off case is exercised
         AssertClose(NpyFile.Read(Path.Combine(_dir, "ridge_pred.npy")), ridge.Predict(xTest), "ridge");
         AssertClose(NpyFile.Read(Path.Combine(_dir, "ridge_per_site_pred.npy")), cv.Predict(xTest), "ridge, penalty per site");
     }

@@ -13,11 +13,12 @@ from sklearn.linear_model import Ridge
 
 folder = sys.argv[1]
 components = int(sys.argv[2])
+max_iter = int(sys.argv[3])
 load = lambda name: np.load(f"{folder}/{name}.npy")
 x, y, x_test = load("x"), load("y"), load("x_test")
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # max_iter warnings are part of what is compared
-    pls = PLSRegression(n_components=components, scale=False).fit(x, y)
+    pls = PLSRegression(n_components=components, scale=False, max_iter=max_iter).fit(x, y)
 np.save(f"{folder}/pls_pred.npy", np.ascontiguousarray(pls.predict(x_test).reshape(len(x_test), -1)))
 np.save(f"{folder}/pls_n_iter.npy", np.asarray(pls.n_iter_, dtype=np.int64))
 np.save(f"{folder}/pls_x_weights.npy", np.ascontiguousarray(pls.x_weights_))
