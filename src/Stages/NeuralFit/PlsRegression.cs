@@ -81,9 +81,15 @@ public static class PlsRegression
         Tensor weights, xLoadings, yLoadings, rotations, coef;
         using (var outer = NewDisposeScope())
         {
-            var s = xx.clone();
-            var c = xy.clone();
+            // S_k and C_k (the deflated moments) are never formed: S_k = S − P·diag(t)·Pᵀ and C_k = C − P·diag(t)·Qᵀ
+            // over the components so far, and NIPALS only multiplies them by vectors. Updating a [B, p, p] S in place
+            // each component cost more than everything else together (memory traffic, and fresh pages for temporaries).
+            var deflated = new DeflatedMoments(xx, xy);
             var ySquares = yy.clone();
+            // The Gram of C's smaller side for the power iteration; deflation changes it by a rank-2 term (below), which
+            // is cheaper than recomputing it (p·q² per component).
+            var qSide = q <= p;
+            var gram = qSide ? xy.transpose(1, 2).matmul(xy) : xy.matmul(xy.transpose(1, 2));
             var (ws, ps, qs) = (new List<Tensor>(), new List<Tensor>(), new List<Tensor>());
             var constantBelow = samples * Math.Pow(10 * eps, 2);
             for (var k = 0; k < components; k++)
@@ -92,20 +98,27 @@ public static class PlsRegression
                 var live = ySquares > constantBelow;                     // [B, q]
                 var alive = live.any(-1);                                // [B]: some target is not yet constant
                 var first = live.to(int32).argmax(-1);                   // first live column (the first maximum)
-                var (w, count) = PowerIterations(c, first, alive, maxIterations, tolerance);
+                var (w, count) = PowerIterations(deflated, gram, first, alive, p, q, maxIterations, tolerance);
 
                 // scikit-learn's _svd_flip_1d: the largest |weight| is positive.
                 var sign = w.gather(-1, w.abs().argmax(-1, keepdim: true)).sign();
                 w = (w * sign).mul(alive.unsqueeze(-1));
-                var sw = s.matmul(w.unsqueeze(-1)).squeeze(-1);          // XkᵀXk w = Xkᵀ t
+                var sw = deflated.S(w);                                  // XkᵀXk w = Xkᵀ t
                 var tt = (w * sw).sum(-1);                               // tᵀt
                 var safe = where(alive, tt, ones_like(tt));
                 var pLoad = sw / safe.unsqueeze(-1);
-                var qLoad = c.transpose(1, 2).matmul(w.unsqueeze(-1)).squeeze(-1) / safe.unsqueeze(-1);
-                s.sub_(pLoad.unsqueeze(-1).matmul(pLoad.unsqueeze(-2)) * tt.view(batch, 1, 1));
-                c.sub_(pLoad.unsqueeze(-1).matmul(qLoad.unsqueeze(-2)) * tt.view(batch, 1, 1));
+                var qLoad = deflated.Ct(w) / safe.unsqueeze(-1);
+                // The Gram of C − t·pqᵀ: N −= t(q rᵀ + r qᵀ) − t²(pᵀp)qqᵀ with r = Cᵀp (q side);
+                // A −= t(p rᵀ + r pᵀ) − t²(qᵀq)ppᵀ with r = Cq (p side). Outer products by broadcasting.
+                var t3 = tt.view(batch, 1, 1);
+                var (side, other) = qSide ? (qLoad, pLoad) : (pLoad, qLoad);
+                var r = qSide ? deflated.Ct(pLoad) : deflated.C(qLoad);
+                var cross = side.unsqueeze(-1) * r.unsqueeze(-2);
+                gram.sub_((cross + cross.transpose(1, 2)) * t3);
+                gram.add_(side.unsqueeze(-1) * (side * (tt.square() * other.square().sum(-1)).unsqueeze(-1)).unsqueeze(-2));
                 ySquares.sub_(qLoad.square() * tt.unsqueeze(-1));
-                foreach (var t in new[] { w, pLoad, qLoad }) t.MoveToOuterDisposeScope();
+                foreach (var t in new[] { w, pLoad, qLoad, tt }) t.MoveToOuterDisposeScope();
+                deflated.Add(pLoad, qLoad, tt);
                 ws.Add(w);
                 ps.Add(pLoad);
                 qs.Add(qLoad);
@@ -128,51 +141,89 @@ public static class PlsRegression
     /// scikit-learn's NIPALS power iteration in closed form, for a batch. Its iterates are w_k ∝ C·N^k·e_j
     /// (N = CᵀC, j the first live target, w_0 = normalised C e_j), so with N = UΛUᵀ and a = Uᵀe_j every inner product is
     /// a moment of the spectrum: w_k·w_l ∝ m_(k+l+1), m_s = Σ a_i² λ_i^s. The stopping rule ‖w_k − w_(k−1)‖² &lt; tol is
-    /// 2 − 2·m_(2k)/√(m_(2k−1)·m_(2k+1)) &lt; tol for unit vectors, evaluated for all k at once; the chosen iterate is then
-    /// formed directly. Same iterate and iteration count as the loop (up to rounding, ~1e-15 on the stopping quantity),
-    /// but a handful of large operations instead of ~10 small ones per iteration — which on a busy machine cost a
-    /// thread-pool wake-up each. When p &lt; q the p-side form (A = CCᵀ, w_k ∝ A^k c_j) is used: same result, smaller
-    /// eigenproblem. scikit-learn divides by ‖w‖ + eps instead of ‖w‖; the difference (relative eps/‖w‖) is ignored.
+    /// 2 − 2·m_(2k)/√(m_(2k−1)·m_(2k+1)) &lt; tol for unit vectors, evaluated for a chunk of iterations at once; the
+    /// chosen iterate is then formed directly. Same iterate and iteration count as the loop (up to rounding, ~1e-15 on
+    /// the stopping quantity), but a handful of large operations per component instead of ~10 small ones per iteration,
+    /// each of which waits for the thread pool on a busy machine. When p &lt; q the p-side form (A = CCᵀ, w_k ∝ A^k c_j,
+    /// m_s = Σ b_i² λ_i^s with b = Vᵀc_j) is used: same result, smaller eigenproblem. scikit-learn divides by ‖w‖ + eps
+    /// instead of ‖w‖; the difference (relative eps/‖w‖) is ignored. <paramref name="gram"/> is N (q ≤ p) or A.
     /// </summary>
-    private static (Tensor Weights, Tensor Iterations) PowerIterations(Tensor c, Tensor first, Tensor alive, int maxIterations, double tolerance)
+    private static (Tensor Weights, Tensor Iterations) PowerIterations(DeflatedMoments c, Tensor gram, Tensor first, Tensor alive, long p, long q, int maxIterations, double tolerance)
     {
-        var (batch, p, q) = (c.shape[0], c.shape[1], c.shape[2]);
+        const int Chunk = 64;
+        var batch = gram.shape[0];
+        var device = gram.device;
         using var scope = NewDisposeScope();
-        // One target or max_iter = 1: scikit-learn takes one step. Two keep the tensors below non-empty.
-        var oneStep = q == 1 || maxIterations == 1;
-        maxIterations = Math.Max(maxIterations, 2);
         var qSide = q <= p;
-        // The Gram of the smaller side and the initial vector's coordinates in its eigenbasis.
-        var gram = qSide ? c.transpose(1, 2).matmul(c) : c.matmul(c.transpose(1, 2));
         var (lambda, basis) = linalg.eigh(gram);
         var start = qSide
             ? basis.gather(1, first.view(batch, 1, 1).expand(batch, 1, q)).squeeze(1)             // a = Uᵀ e_j (row j of U)
-            : basis.transpose(1, 2).matmul(c.gather(2, first.view(batch, 1, 1).expand(batch, p, 1))).squeeze(-1); // b = Vᵀ c_j
-        // Powers of λ/λmax stay in [0, 1] (no overflow over 2·max_iter powers); rounding can make a zero eigenvalue
-        // slightly negative, which the clamp removes.
+            : basis.transpose(1, 2).matmul(c.C(nn.functional.one_hot(first.to(int64), q).to(float64)).unsqueeze(-1)).squeeze(-1); // b = Vᵀ c_j
+        // Powers of λ/λmax stay in [0, 1] (no overflow up to 2·max_iter); rounding can make a zero eigenvalue slightly
+        // negative, which the clamp removes.
         var top = lambda.amax([-1], keepdim: true);
-        var scaled = (lambda / where(top > 0, top, ones_like(top))).clamp_min(0);
-        var weight = start.square();
+        var scaled = (lambda / where(top > 0, top, ones_like(top))).clamp_min(0).unsqueeze(1);
+        var weight = start.square().unsqueeze(1);
         var offset = qSide ? 1 : 0;                                           // w_k·w_l ∝ m_(k+l+offset)
-        var powers = arange(offset, (2 * maxIterations) + offset, dtype: float64, device: c.device);   // s = 2k + offset … for k < max_iter
-        var moments = (weight.unsqueeze(1) * scaled.unsqueeze(1).pow(powers.view(1, -1, 1))).sum(-1);   // [B, 2·max_iter]
-        // cos(w_(k−1), w_k) = m_(2k−1+o) / √(m_(2k−2+o)·m_(2k+o)), k = 1 … max_iter − 1.
-        var even = moments[.., TensorIndex.Slice(0, null, 2)];               // m_(2k+o), k = 0 … max_iter − 1
-        var odd = moments[.., TensorIndex.Slice(1, null, 2)];                // m_(2k+1+o)
-        var cosine = odd[.., ..(maxIterations - 1)] / (even[.., ..(maxIterations - 1)] * even[.., 1..]).sqrt();
-        var converged = (2 - (2 * cosine)) < tolerance;                      // [B, max_iter − 1]: at iteration k = 1 …
-        // First converged iteration k → n_iter = k + 1; none → max_iter.
-        var any = converged.any(-1);
-        var firstConverged = converged.to(int32).argmax(-1) + 1;
-        var iterations = where(any, firstConverged + 1, full_like(firstConverged, maxIterations));
-        if (oneStep) iterations.fill_(1);
-        iterations = iterations.mul(alive.to(int32));
+
+        // Iteration k (1 ≤ k < max_iter) stops when cos(w_(k−1), w_k) = m_(2k−1+o)/√(m_(2k−2+o)·m_(2k+o)) is close enough
+        // to 1; then n_iter = k + 1. None: n_iter = max_iter. One target or max_iter = 1: scikit-learn takes one step.
+        var iterations = full([batch], maxIterations, int64, device: device);
+        var resolved = alive.logical_not();
+        if (q == 1 || maxIterations == 1)
+        {
+            iterations.fill_(1);
+            resolved.fill_(true);
+        }
+        for (var k0 = 1; k0 < maxIterations && !resolved.all().ToBoolean(); k0 += Chunk)
+        {
+            using var chunk = NewDisposeScope();
+            var k1 = Math.Min(k0 + Chunk, maxIterations);                       // iterations k0 … k1 − 1
+            var powers = arange((2 * k0) - 2 + offset, (2 * k1) - 1 + offset, dtype: float64, device: device).view(1, -1, 1);
+            var moments = (weight * scaled.pow(powers)).sum(-1);                // [B, 2(k1 − k0) + 1]
+            var even = moments[.., TensorIndex.Slice(0, null, 2)];
+            var odd = moments[.., TensorIndex.Slice(1, null, 2)];
+            var cosine = odd / (even[.., ..^1] * even[.., 1..]).sqrt();
+            var converged = (2 - (2 * cosine)) < tolerance;
+            var hit = converged.any(-1).logical_and_(resolved.logical_not());
+            iterations.copy_(where(hit, converged.to(int32).argmax(-1) + k0 + 1, iterations));
+            resolved.logical_or_(hit);
+        }
+        iterations.mul_(alive.to(int64));
+
         var exponent = (iterations - 1).clamp_min(0).to(float64).unsqueeze(-1);  // w = w_(n_iter − 1)
-        var coordinates = scaled.pow(exponent) * start;
-        var w = basis.matmul(coordinates.unsqueeze(-1));
-        if (qSide) w = c.matmul(w);
-        w = Normalise(w.squeeze(-1), Math.BitIncrement(1.0) - 1.0) * alive.unsqueeze(-1);
+        var coordinates = scaled.squeeze(1).pow(exponent) * start;
+        var w = basis.matmul(coordinates.unsqueeze(-1)).squeeze(-1);
+        if (qSide) w = c.C(w);
+        w = Normalise(w, Math.BitIncrement(1.0) - 1.0) * alive.unsqueeze(-1);
         return (w.MoveToOuterDisposeScope(), iterations.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Products with the deflated moments S_k = S − P·diag(t)·Pᵀ and C_k = C − P·diag(t)·Qᵀ ([B, p, p], [B, p, q]) from
+    /// the undeflated ones and the loadings so far, for batches of vectors [B, ·].
+    /// </summary>
+    private sealed class DeflatedMoments(Tensor s, Tensor c)
+    {
+        private readonly List<(Tensor P, Tensor Q, Tensor T)> _components = [];
+
+        public void Add(Tensor p, Tensor q, Tensor t) => _components.Add((p, q, t));
+
+        /// <summary>S_k v for v [B, p].</summary>
+        public Tensor S(Tensor v) => Apply(s, v, (d, x) => d.P * (d.T * (d.P * x).sum(-1)).unsqueeze(-1));
+
+        /// <summary>C_k v for v [B, q].</summary>
+        public Tensor C(Tensor v) => Apply(c, v, (d, x) => d.P * (d.T * (d.Q * x).sum(-1)).unsqueeze(-1));
+
+        /// <summary>C_kᵀ v for v [B, p].</summary>
+        public Tensor Ct(Tensor v) => Apply(c.transpose(1, 2), v, (d, x) => d.Q * (d.T * (d.P * x).sum(-1)).unsqueeze(-1));
+
+        private Tensor Apply(Tensor m, Tensor v, Func<(Tensor P, Tensor Q, Tensor T), Tensor, Tensor> term)
+        {
+            var result = m.matmul(v.unsqueeze(-1)).squeeze(-1);
+            foreach (var d in _components) result = result - term(d, v);
+            return result;
+        }
     }
 
     /// <summary>w / (‖w‖ + eps), as scikit-learn (the eps keeps an all-zero vector at zero).</summary>
