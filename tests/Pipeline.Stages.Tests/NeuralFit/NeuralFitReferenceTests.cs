@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Pipeline.Stages.NeuralFit;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Pipeline.Stages.Tests.NeuralFit;
@@ -12,8 +13,11 @@ public sealed class NeuralFitReferenceTests : IDisposable
     private const string Install = "apt-get install -y python3-sklearn";
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"neural-fit-tests-{Guid.NewGuid():N}");
 
-    public NeuralFitReferenceTests()
+    private readonly ITestOutputHelper _output;
+
+    public NeuralFitReferenceTests(ITestOutputHelper output)
     {
+        _output = output;
         torch.set_num_threads(1);
         Directory.CreateDirectory(_dir);
     }
@@ -72,10 +76,11 @@ public sealed class NeuralFitReferenceTests : IDisposable
     }
 
     /// <summary>Max |a − b| relative to max |b|, below 1e-4 (the contract); reported in the message.</summary>
-    private static void AssertClose(Tensor expected, Tensor actual, string what)
+    private void AssertClose(Tensor expected, Tensor actual, string what)
     {
         var e = expected.to(float64).reshape(actual.shape);
         var relative = (actual.cpu() - e).abs().max().ToDouble() / e.abs().max().ToDouble();
+        _output.WriteLine($"{what}: max relative difference {relative:E2}");
         Assert.True(relative < 1e-4, $"{what}: max relative difference {relative:E2}");
     }
 
