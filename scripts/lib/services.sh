@@ -12,8 +12,9 @@ PG_STARTED=""
 services_log() { printf '[services] %s\n' "$*" >&2; }
 
 # Debian packages: postgresql (the test server), dataset-fashion-mnist (real data for the data tests), and
-# python3-torch + python3-numpy (the checkpoint test reads a C#-written ResNet-18 back in Python), and python3-xarray +
-# python3-netcdf4 + python3-h5py (the neural-data tests exchange Brain-Score-style NetCDF assemblies with xarray).
+# python3-torch + python3-numpy (the checkpoint test reads a C#-written ResNet-18 back in Python), python3-xarray +
+# python3-netcdf4 + python3-h5py (the neural-data tests exchange Brain-Score-style NetCDF assemblies with xarray), and
+# python3-sklearn (the neural-fit tests compare PLS and ridge predictions with scikit-learn's).
 # 'apt-get update' runs once, and only when something is missing, so a second run costs nothing.
 services_install_packages() {
   local missing=()
@@ -21,6 +22,7 @@ services_install_packages() {
   [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || missing+=(dataset-fashion-mnist)
   /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null || missing+=(python3-torch python3-numpy)
   /usr/bin/python3 -c 'import xarray, netCDF4, h5py' 2>/dev/null || missing+=(python3-xarray python3-netcdf4 python3-h5py)
+  /usr/bin/python3 -c 'import sklearn' 2>/dev/null || missing+=(python3-sklearn)
   # The training-curve figures draw their text with it (SkiaSharp's Linux build reads fonts from /usr/share/fonts).
   [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
   if ((${#missing[@]})); then

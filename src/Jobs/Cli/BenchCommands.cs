@@ -10,6 +10,7 @@ using Pipeline.Stages;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Data;
 using Pipeline.Stages.Models;
+using Pipeline.Stages.NeuralFit;
 
 namespace Pipeline.Jobs.Cli;
 
@@ -90,6 +91,40 @@ public static class BenchCommands
         return cmd;
     }
 
+    /// <summary>
+    /// One HvM-size cross-validated PLS fit (NeuralFit) timed in C#, then the same data and splits fitted by scikit-learn
+    /// (bench/reference/neural_fit.py, copied beside the binary) with the same thread budget.
+    /// </summary>
+    private static Command Neural()
+    {
+        var stimuli = new Option<int>("--stimuli") { Description = "Stimuli (64 objects)", DefaultValueFactory = _ => 5760 };
+        var features = new Option<int>("--features") { Description = "Model features D", DefaultValueFactory = _ => 1000 };
+        var sites = new Option<int>("--sites") { Description = "Recording sites", DefaultValueFactory = _ => 256 };
+        var splits = new Option<int>("--splits") { Description = "Stratified 90/10 splits", DefaultValueFactory = _ => 10 };
+        var components = new Option<int>("--components") { Description = "PLS components", DefaultValueFactory = _ => 25 };
+        var threads = new Option<int>("--threads") { Description = "Torch CPU threads (and BLAS threads for Python)", DefaultValueFactory = _ => 2 };
+        var seed = new Option<long>("--seed") { Description = "Seed of the synthetic data and the splits", DefaultValueFactory = _ => 0 };
+        var reference = new Option<string>("--reference") { Description = "The scikit-learn script", DefaultValueFactory = _ => Path.Combine(AppContext.BaseDirectory, "bench", "reference", "neural_fit.py") };
+        var cmd = new Command("neural", "Cross-validated PLS neural fit: C# (TorchSharp) against scikit-learn on the same synthetic data") { stimuli, features, sites, splits, components, threads, seed, reference };
+        cmd.SetAction(async (p, ct) =>
+        {
+            Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; torch threads {p.GetValue(threads)}");
+            var r = await NeuralFitBenchmark.RunAsync(p.GetValue(reference)!, p.GetValue(stimuli), p.GetValue(features), p.GetValue(sites), p.GetValue(splits), p.GetValue(components), p.GetValue(threads), p.GetValue(seed), ct: ct);
+            Console.WriteLine($"problem: {r.Stimuli} stimuli x {r.Features} features -> {r.Sites} sites, {r.Splits} splits, PLS {r.Components} components");
+            Console.WriteLine($"{"implementation",-16} {"seconds",9} {"median r",9}  detail");
+            Console.WriteLine($"{"C# TorchSharp",-16} {r.CSharpSeconds,9:F2} {r.CSharpScore,9:F4}  {r.TotalIterations} NIPALS iterations in all");
+            if (r.SklearnError is not null)
+            {
+                Console.WriteLine($"scikit-learn: {r.SklearnError}");
+                return CliOutput.RunFailed;
+            }
+            Console.WriteLine($"{"scikit-learn",-16} {r.SklearnSeconds,9:F2} {r.SklearnScore,9:F4}  {r.NipalsAtMaxIterations} (split, component) pairs at max_iter");
+            Console.WriteLine($"speed-up {r.Speedup:F1}x; max |r difference| over splits and sites {r.MaxRDifference:E2}");
+            return CliOutput.Ok;
+        });
+        return cmd;
+    }
+
     private static async Task<JsonNode> ReadJsonAsync(IArtifactStore store, string path, CancellationToken ct)
     {
         await using var stream = await store.OpenReadAsync(path, ct: ct);
@@ -113,6 +148,6 @@ public static class BenchCommands
             }
             return CliOutput.Ok;
         });
-        return new Command("bench", "Measure throughput on this machine") { shard, Models(), Train() };
+        return new Command("bench", "Measure throughput on this machine") { shard, Models(), Train(), Neural() };
     }
 }
