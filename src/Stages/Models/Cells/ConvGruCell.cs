@@ -32,7 +32,7 @@ public sealed class ConvGruCell : HiddenStateCell
         var h = state[0];
         // CONVRNN.md GRU: r = σ(W_r*[x,h] + 1), u = σ(W_u*[x,h]); c = tanh(W*[x, r∘h]); h' = u∘h + (1−u)∘c
         var ru = gates.call(torch.cat([x, h], 1)).chunk(2, 1);
-        var r = (ru[0] + ResetBias).sigmoid();
+        var r = HeldScalars.Plus(ru[0], ResetBias).sigmoid();
         var u = ru[1].sigmoid();
         var c = candidate.call(torch.cat([x, r * h], 1)).tanh();
         var hNext = c.lerp(h, u);

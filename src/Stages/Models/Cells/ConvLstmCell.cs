@@ -75,7 +75,7 @@ public sealed class ConvLstmCell : RecurrentCell
             o = torch.addcmul(o, c, peephole_o!, 1);
         }
         // Standard LSTM: c' = σ(f + 1)∘c + σ(i)∘tanh(g); h' = tanh(c')∘σ(o)
-        var cNext = (f + ForgetBias).sigmoid() * c + i.sigmoid() * g.tanh();
+        var cNext = HeldScalars.Plus(f, ForgetBias).sigmoid() * c + i.sigmoid() * g.tanh();
         if (cell_norm is not null)
             cNext = cell_norm.call(cNext);
         var hNext = cNext.tanh() * o.sigmoid();

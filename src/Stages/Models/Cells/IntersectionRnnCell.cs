@@ -33,8 +33,8 @@ public sealed class IntersectionRnnCell : HiddenStateCell
         var h = state[0];
         var z = conv.call(torch.cat([x, h], 1)).chunk(4, 1);
         // CONVRNN.md IntersectionRNN: h' = gh∘h + (1−gh)∘tanh(·); y = gy∘x + (1−gy)∘relu(·)
-        var hNext = z[1].tanh().lerp(h, (z[0] + GateBias).sigmoid());
-        var y = nn.functional.relu(z[3]).lerp(x, (z[2] + GateBias).sigmoid());
+        var hNext = z[1].tanh().lerp(h, HeldScalars.Plus(z[0], GateBias).sigmoid());
+        var y = nn.functional.relu(z[3]).lerp(x, HeldScalars.Plus(z[2], GateBias).sigmoid());
         return CellOutputs.Emit(y, extras, hNext);
     }
 }

@@ -157,7 +157,8 @@ public sealed class ReciprocalGatedCell : RecurrentCell
 
     /// <summary>(a + k·f): a = 1, k = −1 gives 1 − f. With k = −1 it is one op, a − f (rsub), bit-identical to
     /// f·(−1) + a (negation is exact), which saves a full-size op and its backward per factor.</summary>
-    private static Tensor Factor(Tensor f, double a, double k) => k == -1 ? a - f : f.mul(k).add(a);
+    private static Tensor Factor(Tensor f, double a, double k) =>
+        k == -1 ? HeldScalars.Minus(a, f) : HeldScalars.Plus(f.mul(HeldScalars.Of(k)), a);
 
     /// <summary>Two same-kernel convs over one input as one conv with the weights stacked; split back by channels.</summary>
     private static (Tensor First, Tensor Second) FusedConv(Tensor input, Conv2d first, Conv2d second)

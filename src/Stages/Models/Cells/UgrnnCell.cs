@@ -27,7 +27,7 @@ public sealed class UgrnnCell : HiddenStateCell
         var h = state[0];
         // CONVRNN.md UGRNN: g = σ(·+1), c = tanh(·) from one conv over [x, h]; h' = g∘h + (1−g)∘c
         var gc = conv.call(torch.cat([x, h], 1)).chunk(2, 1);
-        var g = (gc[0] + GateBias).sigmoid();
+        var g = HeldScalars.Plus(gc[0], GateBias).sigmoid();
         var hNext = gc[1].tanh().lerp(h, g);
         return CellOutputs.Emit(hNext, extras, hNext);
     }
