@@ -54,6 +54,10 @@ public static partial class NpyFile
         var shapeText = ShapePattern().Match(header).Groups[1].Value;
         var shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var data = bytes.AsSpan(start + headerLength);
+        var itemSize = descr switch { "<f8" or "<i8" => 8, "<f4" or "<i4" => 4, _ => 0 };
+        var count = shape.Aggregate(1L, (a, b) => a * b);
+        if (itemSize > 0 && data.Length != count * itemSize)
+            throw new InvalidDataException($"{path} has {data.Length} data bytes for shape [{string.Join(", ", shape)}] (expected {count * itemSize}).");
         return descr switch
         {
             "<f8" => tensor(Cast<double>(data), shape),

@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Pipeline.Stages.NeuralFit;
 
@@ -80,47 +82,31 @@ public static class PlainNeuralFormat
         : double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d == Math.Round(d) && Math.Abs(d) < int.MaxValue ? (int)d
         : throw new NeuralDataException($"{file}:{line}: {column} '{s}' is not an integer");
 
+    /// <summary>Reads responses through <see cref="NpyFile"/>; anything but float32 is refused with the file named.</summary>
     internal static float[] ReadNpy(string path, out long[] shape)
     {
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic)) throw new NeuralDataException($"{path}: not a NumPy .npy file");
-        var major = bytes[6];
-        var (headerLength, offset) = major == 1 ? (BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)), 10) : ((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8)), 12);
-        var header = Encoding.Latin1.GetString(bytes, offset, headerLength);
-        if (!header.Contains("'<f4'", StringComparison.Ordinal) && !header.Contains("'float32'", StringComparison.Ordinal))
-            throw new NeuralDataException($"{path}: responses must be little-endian float32 ('<f4'); header: {header.Trim()}");
-        if (header.Contains("'fortran_order': True", StringComparison.Ordinal)) throw new NeuralDataException($"{path}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
-        var open = header.IndexOf("'shape': (", StringComparison.Ordinal);
-        if (open < 0) throw new NeuralDataException($"{path}: the header has no shape: {header.Trim()}");
-        var close = header.IndexOf(')', open);
-        shape = [.. header[(open + 10)..close].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture))];
-        var count = shape.Aggregate(1L, (a, b) => a * b);
-        var dataStart = offset + headerLength;
-        if (bytes.Length - dataStart != count * 4) throw new NeuralDataException($"{path}: {bytes.Length - dataStart} data bytes for shape [{string.Join(", ", shape)}] (expected {count * 4})");
-        var values = new float[count];
-        Buffer.BlockCopy(bytes, dataStart, values, 0, (int)(count * 4));
-        return values;
+        Tensor values;
+        try
+        {
+            values = NpyFile.Read(path);
+        }
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException or FormatException)
+        {
+            throw new NeuralDataException($"{path}: {e.Message}");
+        }
+        using (values)
+        {
+            if (values.dtype != ScalarType.Float32)
+                throw new NeuralDataException($"{path}: responses must be little-endian float32 ('<f4'), not {values.dtype}; save them with .astype(np.float32).");
+            shape = values.shape;
+            return values.data<float>().ToArray();
+        }
     }
-
-    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     internal static void WriteNpy(string path, float[] values, long[] shape)
     {
-        var dims = string.Join(", ", shape) + (shape.Length == 1 ? "," : "");
-        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}";
-        // Version 1.0: the magic, version and length (10 bytes) plus the header are padded to a multiple of 64 with a newline.
-        var total = (10 + header.Length + 1 + 63) / 64 * 64;
-        header = header.PadRight(total - 10 - 1) + "\n";
-        using var stream = File.Create(path);
-        stream.Write(Magic);
-        stream.Write([1, 0]);
-        Span<byte> len = stackalloc byte[2];
-        BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
-        stream.Write(len);
-        stream.Write(Encoding.Latin1.GetBytes(header));
-        var data = new byte[values.Length * 4];
-        Buffer.BlockCopy(values, 0, data, 0, data.Length);
-        stream.Write(data);
+        using var t = tensor(values, shape);
+        NpyFile.Write(path, t);
     }
 
     internal static float[] ReadSafetensors(string path, out long[] shape)
