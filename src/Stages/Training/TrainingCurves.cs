@@ -1,4 +1,5 @@
 using System.Text;
+using Pipeline.Stages.Reporting;
 using ScottPlot;
 using ScottPlot.MultiplotLayouts;
 using SkiaSharp;
@@ -11,44 +12,12 @@ namespace Pipeline.Stages.Training;
 /// </summary>
 /// <remarks>
 /// Non-finite values (a diverged loss) are left out of a series instead of failing the render. Evaluations read out at
-/// several unroll steps get one series per read-out step. Text needs a font on the machine (Debian: fonts-dejavu-core);
-/// without one the figure still renders, without letters.
+/// several unroll steps get one series per read-out step. Text needs a font on the machine (<see cref="PlotFonts"/>).
 /// </remarks>
 public static class TrainingCurves
 {
     private const float TitleHeight = 34;
     private const float TitleFontSize = 20;
-    private const string FontFamily = "DejaVu Sans";
-
-    /// <summary>Where Debian's fonts-dejavu-core puts the regular and bold faces (the only ones the figures use).</summary>
-    private static readonly (string Regular, string Bold)[] FontFiles =
-    [
-        ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
-        ("/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf"),
-    ];
-
-    private static readonly Lazy<bool> FontsReady = new(RegisterFonts, LazyThreadSafetyMode.ExecutionAndPublication);
-
-    /// <summary>
-    /// SkiaSharp's Linux "NoDependencies" native build has no fontconfig: its font manager knows no families and every
-    /// typeface it hands out has zero glyphs, so ScottPlot draws every label as nothing (measured with SkiaSharp 4.155).
-    /// Fonts loaded from a file do work, so the DejaVu files are registered with ScottPlot and made its default.
-    /// </summary>
-    private static bool RegisterFonts()
-    {
-        // Typefaces from Fonts.GetTypeface are ScottPlot's cached instances: never dispose them.
-        if (!string.IsNullOrEmpty(Fonts.Default) && Fonts.GetTypeface(Fonts.Default, bold: false, italic: false).GlyphCount > 0) return true;
-        foreach (var (regular, bold) in FontFiles)
-        {
-            if (!File.Exists(regular)) continue;
-            Fonts.AddFontFile(FontFamily, regular, bold: false, italic: false);
-            Fonts.AddFontFile(FontFamily, File.Exists(bold) ? bold : regular, bold: true, italic: false);
-            Fonts.Default = FontFamily;
-            Fonts.Sans = FontFamily;
-            return true;
-        }
-        return false;
-    }
 
     public static byte[] RenderPng(TrainingHistory history, string title, int width = 1200, int height = 400)
     {
@@ -74,7 +43,7 @@ public static class TrainingCurves
 
     private static void Check(TrainingHistory history, int width, int height)
     {
-        _ = FontsReady.Value;
+        PlotFonts.Ensure();
         ArgumentNullException.ThrowIfNull(history);
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 100);
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 100);

@@ -53,38 +53,41 @@ public sealed class StimulusImages
     }
 
     /// <summary>
-    /// The images of <paramref name="ids"/> as a normalised float32 batch <c>[n, 3, size, size]</c> (resized when they
-    /// are not <paramref name="size"/> pixels; ImageNet mean/std, as the models were trained).
+    /// The images of <paramref name="ids"/> as a normalised float32 batch <c>[n, channels, size, size]</c> (resized when
+    /// they are not <paramref name="size"/> pixels; see <see cref="Normalised"/>).
     /// </summary>
-    public Tensor LoadBatch(IReadOnlyList<string> ids, int size) => Normalised([.. ids.Select(ReadBytes)], size);
+    public Tensor LoadBatch(IReadOnlyList<string> ids, int size, int channels = 3) => Normalised([.. ids.Select(ReadBytes)], size, channels);
 
-    /// <summary>PNG/JPEG images as a normalised float32 batch <c>[n, 3, size, size]</c> (resized when needed; ImageNet
-    /// mean/std, as the models were trained).</summary>
-    public static Tensor Normalised(IReadOnlyList<byte[]> images, int size)
+    /// <summary>
+    /// PNG/JPEG images as a normalised float32 batch <c>[n, channels, size, size]</c>: resized when needed, grey as the
+    /// luma for one-channel models, normalised with the statistics the train stage uses by default
+    /// (<see cref="ImageNormalization.Default"/>: ImageNet's for colour, 0.5/0.25 for grey).
+    /// </summary>
+    public static Tensor Normalised(IReadOnlyList<byte[]> images, int size, int channels = 3)
     {
-        var norm = ImageNormalization.Default(3);
+        var norm = ImageNormalization.Default(channels);
         var plane = size * size;
-        var data = new float[(long)images.Count * 3 * plane];
+        var data = new float[(long)images.Count * channels * plane];
         for (var i = 0; i < images.Count; i++)
         {
-            var chw = Decode(images[i], size);
-            for (var c = 0; c < 3; c++)
+            var chw = Decode(images[i], size, channels);
+            for (var c = 0; c < channels; c++)
             {
                 for (var p = 0; p < plane; p++)
                 {
-                    data[((((long)i * 3) + c) * plane) + p] = (chw[(c * plane) + p] - norm.Mean[c]) / norm.Std[c];
+                    data[((((long)i * channels) + c) * plane) + p] = (chw[(c * plane) + p] - norm.Mean[c]) / norm.Std[c];
                 }
             }
         }
-        return tensor(data, [images.Count, 3, size, size]);
+        return tensor(data, [images.Count, channels, size, size]);
     }
 
-    private static float[] Decode(byte[] bytes, int size)
+    private static float[] Decode(byte[] bytes, int size, int channels)
     {
         using var bitmap = ImageCodec.DecodeRgb(bytes) ?? throw new NeuralDataException("an image is not a decodable PNG or JPEG");
-        if (bitmap.Width == size && bitmap.Height == size) return ImageCodec.DecodeChw(bytes, 3, out _, out _);
+        if (bitmap.Width == size && bitmap.Height == size) return ImageCodec.DecodeChw(bytes, channels, out _, out _);
         using var resized = ImageCodec.Resize(bitmap, new SkiaSharp.SKSizeI(size, size));
-        return ImageCodec.DecodeChw(ImageCodec.Encode(resized, ShardImageFormat.Png, 95), 3, out _, out _);
+        return ImageCodec.DecodeChw(ImageCodec.Encode(resized, ShardImageFormat.Png, 95), channels, out _, out _);
     }
 
     private static string? IdOf(string path)

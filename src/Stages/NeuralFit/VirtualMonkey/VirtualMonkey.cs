@@ -26,7 +26,11 @@ public sealed record SiteReadout(string NeuroidId, IReadOnlyList<int> Features, 
 /// <summary>The generating process of a virtual-monkey dataset (written as ground_truth.json).</summary>
 public sealed record VirtualMonkeyGroundTruth(
     string Preset, double Width, int ImageSize, long Seed, string Features, int StepMs, int Steps, int ImageOffStep,
-    int Stimuli, IReadOnlyList<AreaGroundTruth> Areas);
+    int Stimuli, IReadOnlyList<AreaGroundTruth> Areas)
+{
+    /// <summary>The trained model file the sites read (null: the preset, initialised from the seed).</summary>
+    public string? TrainedModel { get; init; }
+}
 
 /// <summary>A synthesised dataset: responses, the images shown and the ground truth.</summary>
 public sealed record VirtualMonkeyData(NeuralAssembly Assembly, IReadOnlyList<VirtualStimulus> Stimuli, VirtualMonkeyGroundTruth GroundTruth)
@@ -51,17 +55,16 @@ public static class VirtualMonkey
         var errors = options.Validate().ToList();
         if (errors.Count > 0) throw new ArgumentException("Invalid virtual monkey options:\n  " + string.Join("\n  ", errors));
 
-        var stimuli = options.ImagesFolder is { } folder ? FromFolder(folder) : Render(options);
         var time = TimeSpec.Neural;
         var steps = time.Steps;
+        using var model = ReferenceModel(options);
+        var spec = model.Spec;
+        var stimuli = options.ImagesFolder is { } folder ? FromFolder(folder) : Render(options, (int)spec.InputSize);
 
-        torch.manual_seed(options.Seed);
-        var spec = ModelPresets.Load(options.Preset, options.ImageSize, classes: 10, options.Width) with { Time = time };
-        using var model = ModelFactory.Create(spec);
         var unknown = options.Areas.Where(a => !model.LayerNames.Contains(a.Layer)).ToList();
         if (unknown.Count > 0)
         {
-            throw new ArgumentException($"layer(s) {string.Join(", ", unknown.Select(a => $"'{a.Layer}' ({a.Region})"))} are not in {options.Preset}; its layers: {string.Join(", ", model.LayerNames)}");
+            throw new ArgumentException($"layer(s) {string.Join(", ", unknown.Select(a => $"'{a.Layer}' ({a.Region})"))} are not in {spec.Name}; its layers: {string.Join(", ", model.LayerNames)}");
         }
         var layers = options.Areas.Select(a => a.Layer).Distinct().ToList();
         var features = Features(model, stimuli, layers, steps, options);
@@ -117,9 +120,18 @@ public static class VirtualMonkey
         }
         var bins = Enumerable.Range(0, steps).Select(t => new TimeBin(t * StepMs, (t + 1) * StepMs)).ToList();
         var assembly = new NeuralAssembly(responses, presentations, [.. sites.Select(x => x.Site)], bins);
-        var truth = new VirtualMonkeyGroundTruth(options.Preset, options.Width, options.ImageSize, options.Seed,
-            options.ProjectionDims is { } d ? $"random_projection_{d}" : "spatial_mean", StepMs, steps, time.ImageOff ?? steps, s, truths);
+        var truth = new VirtualMonkeyGroundTruth(options.ModelPath is null ? options.Preset : spec.Name, spec.Width, (int)spec.InputSize, options.Seed,
+            options.ProjectionDims is { } d ? $"random_projection_{d}" : "spatial_mean", StepMs, steps, time.ImageOff ?? steps, s, truths)
+        { TrainedModel = options.ModelPath is null ? null : Path.GetFileName(options.ModelPath) };
         return new VirtualMonkeyData(assembly, stimuli, truth) { LayerFeatures = features.ToDictionary(kv => kv.Key, kv => (kv.Value.Values, kv.Value.Dims)) };
+    }
+
+    /// <summary>The trained model at <see cref="VirtualMonkeyOptions.ModelPath"/>, or the preset initialised from the seed.</summary>
+    private static IVisionModel ReferenceModel(VirtualMonkeyOptions options)
+    {
+        if (options.ModelPath is { } path) return ModelFeatures.LoadTrained(path);
+        torch.manual_seed(options.Seed);
+        return ModelFactory.Create(ModelPresets.Load(options.Preset, options.ImageSize, classes: 10, options.Width) with { Time = TimeSpec.Neural });
     }
 
     /// <summary>A layer's features: <c>Values[t][stimulus * Dims + d]</c>.</summary>
@@ -139,7 +151,7 @@ public static class VirtualMonkey
             {
                 using var scope = NewDisposeScope();
                 var batch = stimuli.Skip(start).Take(options.BatchSize).Select(x => x.Png).ToList();
-                var images = StimulusImages.Normalised(batch, options.ImageSize);
+                var images = StimulusImages.Normalised(batch, (int)model.Spec.InputSize, model.Spec.InChannels);
                 var offset = start;
                 model.Unroll(images, steps, (layer, step, output) =>
                 {
@@ -289,9 +301,9 @@ public static class VirtualMonkey
         return h;
     }
 
-    private static List<VirtualStimulus> Render(VirtualMonkeyOptions options)
+    private static List<VirtualStimulus> Render(VirtualMonkeyOptions options, int imageSize)
     {
-        var source = new SyntheticOccludedObjects(options.Classes, options.ImageSize, trainCount: options.Stimuli, valCount: 0, occlusion: 0.3, clutter: 2, options.Seed);
+        var source = new SyntheticOccludedObjects(options.Classes, imageSize, trainCount: options.Stimuli, valCount: 0, occlusion: 0.3, clutter: 2, options.Seed);
         var stimuli = new List<VirtualStimulus>(options.Stimuli);
         for (var i = 0; i < options.Stimuli; i++)
         {

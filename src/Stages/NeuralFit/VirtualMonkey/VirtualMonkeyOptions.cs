@@ -62,9 +62,15 @@ public sealed record VirtualMonkeyOptions
 
     public int BatchSize { get; init; } = 32;
 
+    /// <summary>A trained <c>model.safetensors</c> (with its <c>.json</c> spec sidecar, as the train stage writes them) to
+    /// read the sites from, instead of <see cref="Preset"/> initialised from <see cref="Seed"/>; its spec fixes the
+    /// width and the image size (<see cref="Preset"/>, <see cref="Width"/> and <see cref="ImageSize"/> are then unused).</summary>
+    public string? ModelPath { get; init; }
+
     public IEnumerable<ValidationError> Validate()
     {
-        if (!ModelPresets.Names.Contains(Preset)) yield return new("preset", $"no model preset '{Preset}'; presets: {string.Join(", ", ModelPresets.Names)}");
+        if (ModelPath is { } path && !File.Exists(path)) yield return new("model_path", $"{path} does not exist");
+        if (ModelPath is null && !ModelPresets.Names.Contains(Preset)) yield return new("preset", $"no model preset '{Preset}'; presets: {string.Join(", ", ModelPresets.Names)}");
         if (!(Width is > 0 and <= 16)) yield return new("width", $"must be in (0, 16], got {Width}");
         if (ImageSize is < 16 or > 512) yield return new("image_size", $"must be between 16 and 512 pixels, got {ImageSize}");
         if (ImagesFolder is null && Stimuli is < 4 or > 100_000) yield return new("stimuli", $"must be between 4 and 100000, got {Stimuli}");

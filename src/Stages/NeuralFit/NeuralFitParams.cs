@@ -1,0 +1,124 @@
+using Pipeline.Stages.Execution;
+
+namespace Pipeline.Stages.NeuralFit;
+
+/// <summary>
+/// Parameters of the <c>neural-fit</c> stage. The model comes from the train stage it depends on; the neural data from
+/// a <c>virtual-monkey</c> stage it depends on, or from <see cref="Path"/>. Defaults follow Brain-Score (PLS with 25
+/// components, 10 stratified 90/10 splits, split-half ceiling) and CONVRNN.md (bins 70–260 ms, step t ↔ [10t, 10t+10) ms).
+/// </summary>
+public sealed record NeuralFitParams : IStageParams, IExternalInputs
+{
+    /// <summary>A Brain-Score-style NetCDF4 file or a plain-format folder (see <see cref="NeuralDataReader"/>); null =
+    /// the dataset of a virtual-monkey dependency.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>The stimulus images (folder or tar); null = <c>images/</c> or <c>images.tar</c> beside <see cref="Path"/>.</summary>
+    public string? ImagesPath { get; init; }
+
+    /// <summary>Areas to fit (V4, IT, pIT, cIT, aIT; IT includes its sub-regions); null = every region in the data.</summary>
+    public IReadOnlyList<string>? Regions { get; init; }
+
+    /// <summary>Model layers to fit; null = all of them.</summary>
+    public IReadOnlyList<string>? Layers { get; init; }
+
+    /// <summary>Fit the data's bins that lie within [from, to) ms (bins outside the data are simply absent).</summary>
+    public int BinsFromMs { get; init; } = 70;
+
+    public int BinsToMs { get; init; } = 260;
+
+    public IReadOnlyList<RegressionKind> Methods { get; init; } = [RegressionKind.Pls];
+
+    public int PlsComponents { get; init; } = 25;
+    public int Splits { get; init; } = 10;
+    public double TestFraction { get; init; } = 0.1;
+
+    /// <summary>Ridge: inner folds that choose each site's penalty on the training stimuli.</summary>
+    public int InnerFolds { get; init; } = 5;
+
+    /// <summary>Random halvings of the repetitions averaged by the split-half ceiling.</summary>
+    public int Halvings { get; init; } = 10;
+
+    public FeatureParams Features { get; init; } = new();
+
+    /// <summary>Stimuli per forward pass.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Seeds the splits, the halvings and the PCA image set.</summary>
+    public long Seed { get; init; }
+
+    /// <summary><c>auto</c> (CUDA when present), <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>libtorch compute threads; null = every core.</summary>
+    public int? Threads { get; init; }
+
+    public string? FingerprintExternalInputs() => Path is null ? null : ExternalFiles.Fingerprint(Path, ImagesPath);
+
+    public IEnumerable<ValidationError> Validate()
+    {
+        if (Path is { Length: 0 }) yield return new("path", "is empty; give a NetCDF file or plain-format folder, or remove it to use a virtual-monkey dependency.");
+        if (Path is null && ImagesPath is not null) yield return new("images_path", "only applies with 'path'; a virtual-monkey dependency brings its own images.");
+        foreach (var (region, i) in (Regions ?? []).Select((r, i) => (r, i)))
+        {
+            if (!NeuralAssembly.KnownRegions.Contains(region))
+                yield return new($"regions[{i}]", $"'{region}' is not a region; use one of {string.Join(", ", NeuralAssembly.KnownRegions)}.");
+        }
+        if (Regions is { Count: 0 }) yield return new("regions", "is empty; list at least one region or remove it to fit every region in the data.");
+        if (Layers is { Count: 0 }) yield return new("layers", "is empty; list at least one layer or remove it to fit every layer.");
+        if (Layers?.Any(string.IsNullOrWhiteSpace) == true) yield return new("layers", "holds an empty name.");
+        if (BinsFromMs < 0) yield return new("bins_from_ms", $"must be 0 or positive; got {BinsFromMs}.");
+        if (BinsToMs <= BinsFromMs) yield return new("bins_to_ms", $"must be after bins_from_ms ({BinsFromMs}); got {BinsToMs}.");
+        if (Methods.Count == 0 || Methods.Distinct().Count() != Methods.Count) yield return new("methods", "list 'pls' and/or 'ridge', each once.");
+        if (PlsComponents is < 1 or > 1000) yield return new("pls_components", $"must be between 1 and 1000; got {PlsComponents}.");
+        if (Splits is < 2 or > 100) yield return new("splits", $"must be between 2 and 100; got {Splits}.");
+        if (!(TestFraction is > 0 and <= 0.5)) yield return new("test_fraction", $"must be in (0, 0.5]; got {TestFraction}.");
+        if (InnerFolds is < 2 or > 20) yield return new("inner_folds", $"must be between 2 and 20; got {InnerFolds}.");
+        if (Halvings is < 1 or > 100) yield return new("halvings", $"must be between 1 and 100; got {Halvings}.");
+        foreach (var e in Features.Validate()) yield return e with { Field = "features." + e.Field };
+        if (BatchSize is < 1 or > 4096) yield return new("batch_size", $"must be between 1 and 4096; got {BatchSize}.");
+        if (Seed < 0) yield return new("seed", $"must be 0 or positive; got {Seed}.");
+        if (Device is not ("auto" or "cpu" or "cuda")) yield return new("device", $"must be 'auto', 'cpu' or 'cuda'; got '{Device}'.");
+        if (Threads is < 1 or > 256) yield return new("threads", $"must be between 1 and 256 (or null for every core); got {Threads}.");
+    }
+}
+
+/// <summary>How each layer's output is reduced to at most <see cref="MaxDims"/> features.</summary>
+public sealed record FeatureParams
+{
+    public FeatureReductionKind Kind { get; init; } = FeatureReductionKind.Pool;
+
+    /// <summary>D: features per layer at most (Brain-Score reduces layers to 1,000 principal components).</summary>
+    public int MaxDims { get; init; } = 1000;
+
+    /// <summary>PCA: synthetic images (rendered from the stage's seed, disjoint from any stimulus set) the components are fitted on.</summary>
+    public int PcaImages { get; init; } = 256;
+
+    public IEnumerable<ValidationError> Validate()
+    {
+        if (MaxDims is < 1 or > 100_000) yield return new("max_dims", $"must be between 1 and 100000; got {MaxDims}.");
+        if (PcaImages is < 2 or > 100_000) yield return new("pca_images", $"must be between 2 and 100000; got {PcaImages}.");
+    }
+}
+
+/// <summary>A text that changes when files outside the artifact store change: names, sizes and write times.</summary>
+internal static class ExternalFiles
+{
+    public static string Fingerprint(params string?[] paths)
+    {
+        var lines = new List<string>();
+        foreach (var path in paths.OfType<string>())
+        {
+            if (File.Exists(path)) lines.Add(Line(path, new FileInfo(path)));
+            else if (Directory.Exists(path))
+            {
+                lines.AddRange(Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Select(f => Line(System.IO.Path.GetRelativePath(path, f), new FileInfo(f))));
+            }
+            else lines.Add($"missing:{path}");
+        }
+        lines.Sort(StringComparer.Ordinal);
+        return Artifacts.Sha256Stream.Hex(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', lines)));
+    }
+
+    private static string Line(string name, FileInfo f) => $"{name}\t{f.Length}\t{f.LastWriteTimeUtc.Ticks}";
+}

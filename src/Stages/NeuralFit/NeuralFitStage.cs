@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mediator;
+using Microsoft.Extensions.Logging;
+using Pipeline.Stages.Artifacts;
+using Pipeline.Stages.Execution;
+using Pipeline.Stages.Models;
+using Pipeline.Stages.Models.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Pipeline.Stages.NeuralFit;
+
+/// <summary>
+/// Fits a trained model (the train stage it depends on) to neural data (a virtual-monkey dependency or a user path): per
+/// area, 10 ms bin and layer, cross-validated predictivity with noise ceilings, the best layer per area and the plots.
+/// </summary>
+[Stage("neural-fit", StageQueues.Gpu, 1)]
+public sealed record NeuralFitStage(NeuralFitParams Params, StageContext Context) : IStageRequest;
+
+public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResult>
+{
+    /// <summary>Share of the progress bar the forward passes take; the fits take the rest.</summary>
+    private const double FeatureShare = 0.3;
+
+    public async ValueTask<StageResult> Handle(NeuralFitStage request, CancellationToken cancellationToken)
+    {
+        var (p, context) = (request.Params, request.Context);
+        var errors = p.Validate().ToList();
+        if (errors.Count > 0) throw new StageInputException($"Invalid neural-fit params: {string.Join("; ", errors)}");
+        var ct = cancellationToken;
+        var log = context.Logger;
+        var wall = Stopwatch.StartNew();
+        if (p.Threads is { } threads) torch.set_num_threads(threads);
+        var device = ComputeDevice.Resolve(p.Device);
+
+        var modelPath = await DownloadModelAsync(context, ct);
+        var (dataset, groundTruth) = await OpenDataAsync(p, context, ct);
+        var assembly = dataset.Assembly;
+
+        using var model = LoadModel(modelPath);
+        var areas = ChooseAreas(p, assembly);
+        var bins = ChooseBins(p, assembly);
+        var layers = p.Layers ?? model.LayerNames;
+        var unknown = layers.Where(l => !model.LayerNames.Contains(l)).ToList();
+        if (unknown.Count > 0)
+            throw new StageInputException($"layers: {string.Join(", ", unknown.Select(l => $"'{l}'"))} not in the model {model.Spec.Name}; its layers are {string.Join(", ", model.LayerNames)}.");
+        log.LogInformation("Fitting {Model} ({Layers} layers) to {Source}: {Areas} over {Bins} bins ({From}-{To} ms), {Stimuli} stimuli, methods {Methods}, {Device}",
+            model.Spec.Name, layers.Count, dataset.Source, string.Join("/", areas), bins.Count, bins[0].StartMs, bins[^1].EndMs, assembly.StimulusIds.Count,
+            string.Join(", ", p.Methods.Select(NeuralPredictivity.MethodName)), device);
+
+        model.Module.to(device);
+        var ids = assembly.StimulusIds;
+        var images = ids.Select(dataset.Images.ReadBytes).ToList();
+        var steps = bins.Select(b => b.Step).ToList();
+        using var reduction = CreateReduction(p, model, layers, steps, ct);
+        Dictionary<string, Tensor> features;
+        try
+        {
+            features = ModelFeatures.Extract(model, images, layers, steps, reduction, p.BatchSize,
+                done => context.Progress.Report(FeatureShare * done / images.Count, $"features {done}/{images.Count} stimuli"), ct);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StageInputException(e.Message);
+        }
+        var featureSeconds = wall.Elapsed.TotalSeconds;
+        IReadOnlyList<PredictivityRow> rows;
+        try
+        {
+            var options = new PredictivityOptions
+            {
+                Areas = areas,
+                Bins = bins,
+                Layers = layers,
+                Methods = p.Methods,
+                Halvings = p.Halvings,
+                Regression = new RegressionOptions
+                {
+                    PlsComponents = p.PlsComponents,
+                    Splits = p.Splits,
+                    TestFraction = p.TestFraction,
+                    InnerFolds = p.InnerFolds,
+                    Seed = p.Seed,
+                    Device = device.type == DeviceType.CUDA ? device.ToString() : "cpu",
+                },
+            };
+            rows = NeuralPredictivity.Score(assembly, features, options,
+                (fraction, message) => context.Progress.Report(FeatureShare + ((1 - FeatureShare) * fraction), message), ct);
+        }
+        finally
+        {
+            foreach (var t in features.Values) t.Dispose();
+        }
+
+        var generating = groundTruth?.Areas.ToDictionary(a => a.Region, a => a.Layer);
+        var best = PredictivityReport.BestLayers(rows, generating);
+        var profiles = PredictivityReport.Profiles(rows);
+        foreach (var b in best)
+        {
+            log.LogInformation("{Area} ({Method}): best layer {Layer}, mean noise-corrected r {Score:F3}{Truth}", b.Area, b.Method, b.Layer, b.Score,
+                b.GeneratingLayer is { } g ? $" (generated from {g})" : "");
+        }
+        var timing = (featureSeconds, wall.Elapsed.TotalSeconds - featureSeconds);
+        log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.featureSeconds, rows.Count, timing.Item2);
+        var summary = await WriteOutputsAsync(context, model.Spec, dataset, rows, best, profiles, p, wall.Elapsed, timing, ct);
+        context.Progress.Report(1, "done");
+        return new StageResult(context.Outputs, summary);
+    }
+
+    private static IVisionModel LoadModel(string path)
+    {
+        try
+        {
+            return ModelFeatures.LoadTrained(path);
+        }
+        catch (Exception e) when (e is CheckpointMismatchException or CheckpointFormatException or ModelSpecException or JsonException or InvalidDataException)
+        {
+            throw new StageInputException($"The trained model could not be loaded: {e.Message} Re-run the train stage.");
+        }
+    }
+
+    private static async Task<string> DownloadModelAsync(StageContext context, CancellationToken ct)
+    {
+        var model = context.RequireInput("model.safetensors");
+        var sidecar = context.RequireInput("model.safetensors.json");
+        var folder = System.IO.Path.Combine(context.ScratchFolder, "model");
+        var path = await DownloadAsync(context.Store, model, folder, ct);
+        await DownloadAsync(context.Store, sidecar, folder, ct);
+        return path;
+    }
+
+    private static async Task<(NeuralDataset Dataset, VirtualMonkeyGroundTruth? Truth)> OpenDataAsync(NeuralFitParams p, StageContext context, CancellationToken ct)
+    {
+        var fromDependency = context.Inputs.Values.SelectMany(a => a).Any(a => a.Path.EndsWith("/" + VirtualMonkeyStage.AssemblyFile, StringComparison.Ordinal));
+        if (p.Path is not null && fromDependency)
+            throw new StageInputException("path is set and a dependency also provides neural data (assembly.nc); use one: remove 'path' or the virtual-monkey dependency.");
+        try
+        {
+            if (p.Path is { } path) return (NeuralDataReader.Read(path, p.ImagesPath), null);
+            if (!fromDependency)
+                throw new StageInputException("No neural data: set 'path' to a NetCDF file or plain-format folder, or depend on a virtual-monkey stage.");
+            var folder = System.IO.Path.Combine(context.ScratchFolder, "data");
+            var assembly = await DownloadAsync(context.Store, context.RequireInput(VirtualMonkeyStage.AssemblyFile), folder, ct);
+            var images = await DownloadAsync(context.Store, context.RequireInput(VirtualMonkeyStage.ImagesFile), folder, ct);
+            var truthInput = context.Inputs.Values.SelectMany(a => a).FirstOrDefault(a => a.Path.EndsWith("/" + VirtualMonkeyWriter.GroundTruthFile, StringComparison.Ordinal));
+            VirtualMonkeyGroundTruth? truth = null;
+            if (truthInput is not null)
+            {
+                await using var s = await context.Store.OpenReadAsync(truthInput.Path, truthInput.Sha256, ct);
+                truth = await JsonSerializer.DeserializeAsync<VirtualMonkeyGroundTruth>(s, PipelineJson.Options, ct);
+            }
+            return (NeuralDataReader.Read(assembly, images), truth);
+        }
+        catch (NeuralDataException e)
+        {
+            throw new StageInputException($"The neural data could not be used: {e.Message}");
+        }
+    }
+
+    private static async Task<string> DownloadAsync(IArtifactStore store, ArtifactInfo artifact, string folder, CancellationToken ct)
+    {
+        Directory.CreateDirectory(folder);
+        var local = System.IO.Path.Combine(folder, artifact.Path[(artifact.Path.LastIndexOf('/') + 1)..]);
+        await using var source = await store.OpenReadAsync(artifact.Path, artifact.Sha256, ct);
+        await using var file = File.Create(local);
+        await source.CopyToAsync(file, ct);
+        return local;
+    }
+
+    /// <summary>The requested regions (each must have sites), or every region in the data in the usual order.</summary>
+    internal static IReadOnlyList<string> ChooseAreas(NeuralFitParams p, NeuralAssembly assembly)
+    {
+        var present = assembly.Neuroids.Select(n => n.Region).Distinct().ToList();
+        if (p.Regions is null) return [.. NeuralAssembly.KnownRegions.Where(present.Contains)];
+        var missing = p.Regions.Where(r => assembly.SitesOf(r).Length == 0).ToList();
+        if (missing.Count > 0)
+            throw new StageInputException($"regions: {string.Join(", ", missing.Select(r => $"'{r}'"))} has no sites in the data; its regions are {string.Join(", ", present)}.");
+        return p.Regions;
+    }
+
+    /// <summary>The data's bins within [bins_from_ms, bins_to_ms); each must be one 10 ms model step (t ↔ [10t, 10t+10)).</summary>
+    internal static IReadOnlyList<FittedBin> ChooseBins(NeuralFitParams p, NeuralAssembly assembly)
+    {
+        var chosen = assembly.TimeBins.Select((b, i) => (b, i)).Where(x => x.b.StartMs >= p.BinsFromMs && x.b.EndMs <= p.BinsToMs).ToList();
+        if (chosen.Count == 0)
+        {
+            var all = assembly.TimeBins;
+            throw new StageInputException($"bins_from_ms/bins_to_ms: [{p.BinsFromMs}, {p.BinsToMs}) ms holds none of the data's bins ({all[0].StartMs}-{all[^1].EndMs} ms in {all.Count} bins); choose a range inside it.");
+        }
+        var step = VirtualMonkey.StepMs;
+        var odd = chosen.Where(x => x.b.EndMs - x.b.StartMs != step || x.b.StartMs % step != 0).Select(x => $"[{x.b.StartMs}, {x.b.EndMs})").ToList();
+        if (odd.Count > 0)
+            throw new StageInputException($"The data's bins {NeuralDataException.ListIds(odd)} are not 10 ms bins on a 10 ms grid; model step t is the bin [10t, 10t+10) ms. Rebin the data or narrow bins_from_ms/bins_to_ms.");
+        return [.. chosen.Select(x => new FittedBin(x.i, x.b.StartMs, x.b.EndMs, x.b.StartMs / step))];
+    }
+
+    private static FeatureReduction CreateReduction(NeuralFitParams p, IVisionModel model, IReadOnlyList<string> layers, IReadOnlyList<int> steps, CancellationToken ct) =>
+        p.Features.Kind switch
+        {
+            FeatureReductionKind.Pca => PcaReduction.Fit(model, layers, steps, p.Features.MaxDims, p.Features.PcaImages, p.Seed, p.BatchSize, ct),
+            _ => new PoolReduction(p.Features.MaxDims),
+        };
+
+    private static async Task<JsonObject> WriteOutputsAsync(StageContext context, ModelSpec spec, NeuralDataset dataset, IReadOnlyList<PredictivityRow> rows,
+        IReadOnlyList<AreaBestLayer> best, IReadOnlyList<TemporalProfile> profiles, NeuralFitParams p, TimeSpan wall,
+        (double Features, double Fits) seconds, CancellationToken ct)
+    {
+        await context.WriteOutputAsync("predictivity.csv", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityReport.Csv(rows))), ct);
+        var table = new JsonArray([.. rows.Select(r => (JsonNode)new JsonObject
+        {
+            ["area"] = r.Area,
+            ["bin_start_ms"] = r.BinStartMs,
+            ["bin_end_ms"] = r.BinEndMs,
+            ["model_step"] = r.Step,
+            ["layer"] = r.Layer,
+            ["method"] = r.Method,
+            ["sites"] = r.Sites,
+            ["raw_r"] = PredictivityReport.Finite(r.RawR),
+            ["raw_sem"] = PredictivityReport.Finite(r.RawSem),
+            ["ceiling"] = PredictivityReport.Finite(r.Ceiling),
+            ["noise_corrected"] = PredictivityReport.Finite(r.NoiseCorrected),
+            ["sem"] = PredictivityReport.Finite(r.Sem),
+        })]);
+        await WriteJsonAsync(context, "predictivity.json", table, ct);
+        var bestJson = JsonSerializer.SerializeToNode(best, PipelineJson.Options)!;
+        await WriteJsonAsync(context, "best_layers.json", bestJson, ct);
+        await WriteJsonAsync(context, "temporal_profile.json", JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
+
+        var title = $"{spec.Name} → {System.IO.Path.GetFileName(dataset.Source)}";
+        var primary = NeuralPredictivity.MethodName(p.Methods[0]);
+        var primaryBest = best.Where(b => b.Method == primary).ToList();
+        await context.WriteOutputAsync("predictivity_over_time.png", new MemoryStream(PredictivityPlots.OverTimePng(rows, primary, title)), ct);
+        await context.WriteOutputAsync("predictivity_over_time.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityPlots.OverTimeSvg(rows, primary, title))), ct);
+        await context.WriteOutputAsync("layer_area_heatmap.png", new MemoryStream(PredictivityPlots.HeatmapPng(primaryBest, title)), ct);
+        await context.WriteOutputAsync("layer_area_heatmap.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityPlots.HeatmapSvg(primaryBest, title))), ct);
+
+        var areas = new JsonObject();
+        foreach (var b in primaryBest)
+        {
+            var area = new JsonObject { ["best_layer"] = b.Layer, ["noise_corrected"] = b.Score };
+            if (b.GeneratingLayer is { } g)
+            {
+                area["generating_layer"] = g;
+                area["matches_generating_layer"] = b.MatchesGeneratingLayer;
+            }
+            areas[b.Area] = area;
+        }
+        var metrics = new JsonObject
+        {
+            ["model"] = spec.Name,
+            ["data"] = dataset.Source,
+            ["stimuli"] = dataset.Assembly.StimulusIds.Count,
+            ["sites"] = dataset.Assembly.Neuroids.Count,
+            ["bins"] = rows.Select(r => r.BinStartMs).Distinct().Count(),
+            ["layers"] = new JsonArray([.. rows.Select(r => (JsonNode)r.Layer).DistinctBy(n => n.GetValue<string>())]),
+            ["methods"] = new JsonArray([.. p.Methods.Select(m => (JsonNode)NeuralPredictivity.MethodName(m))]),
+            ["splits"] = p.Splits,
+            ["features"] = $"{p.Features.Kind.ToString().ToLowerInvariant()} ≤ {p.Features.MaxDims}",
+            ["areas"] = areas,
+            ["wall_seconds"] = Math.Round(wall.TotalSeconds, 1),
+            ["feature_seconds"] = Math.Round(seconds.Features, 1),
+            ["fit_seconds"] = Math.Round(seconds.Fits, 1),
+            ["fits"] = rows.Count,
+            ["device"] = p.Device,
+            ["threads"] = torch.get_num_threads(),
+        };
+        await WriteJsonAsync(context, "metrics.json", metrics, ct);
+        return new JsonObject
+        {
+            ["model"] = spec.Name,
+            ["areas"] = areas.DeepClone(),
+            ["wall_seconds"] = Math.Round(wall.TotalSeconds, 1),
+        };
+    }
+
+    private static async Task WriteJsonAsync(StageContext context, string fileName, JsonNode json, CancellationToken ct)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(json, PipelineJson.Options);
+        await context.WriteOutputAsync(fileName, new MemoryStream(bytes), ct);
+    }
+}
