@@ -104,10 +104,15 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         }
         var timing = (featureSeconds, wall.Elapsed.TotalSeconds - featureSeconds);
         log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.featureSeconds, rows.Count, timing.Item2);
-        var summary = await WriteOutputsAsync(context, model.Spec, dataset, rows, best, profiles, p, wall.Elapsed, timing, ct);
+        var summary = await WriteOutputsAsync(context, model.Spec, dataset, DataLabel(p, context), rows, best, profiles, p, wall.Elapsed, timing, ct);
         context.Progress.Report(1, "done");
         return new StageResult(context.Outputs, summary);
     }
+
+    /// <summary>What the plots call the data: the file or folder name of 'path', or the virtual-monkey stage's name.</summary>
+    private static string DataLabel(NeuralFitParams p, StageContext context) =>
+        p.Path is { } path ? System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path))
+        : context.Inputs.FirstOrDefault(i => i.Value.Any(a => a.Path.EndsWith("/" + VirtualMonkeyStage.AssemblyFile, StringComparison.Ordinal))).Key ?? "neural data";
 
     private static IVisionModel LoadModel(string path)
     {
@@ -203,7 +208,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             _ => new PoolReduction(p.Features.MaxDims),
         };
 
-    private static async Task<JsonObject> WriteOutputsAsync(StageContext context, ModelSpec spec, NeuralDataset dataset, IReadOnlyList<PredictivityRow> rows,
+    private static async Task<JsonObject> WriteOutputsAsync(StageContext context, ModelSpec spec, NeuralDataset dataset, string dataLabel, IReadOnlyList<PredictivityRow> rows,
         IReadOnlyList<AreaBestLayer> best, IReadOnlyList<TemporalProfile> profiles, NeuralFitParams p, TimeSpan wall,
         (double Features, double Fits) seconds, CancellationToken ct)
     {
@@ -222,13 +227,14 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["ceiling"] = PredictivityReport.Finite(r.Ceiling),
             ["noise_corrected"] = PredictivityReport.Finite(r.NoiseCorrected),
             ["sem"] = PredictivityReport.Finite(r.Sem),
+            ["noise_corrected_sqrt"] = PredictivityReport.Finite(r.NoiseCorrectedSqrt),
         })]);
         await WriteJsonAsync(context, "predictivity.json", table, ct);
         var bestJson = JsonSerializer.SerializeToNode(best, PipelineJson.Options)!;
         await WriteJsonAsync(context, "best_layers.json", bestJson, ct);
         await WriteJsonAsync(context, "temporal_profile.json", JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
 
-        var title = $"{spec.Name} → {System.IO.Path.GetFileName(dataset.Source)}";
+        var title = $"{spec.Name} → {dataLabel}";
         var primary = NeuralPredictivity.MethodName(p.Methods[0]);
         var primaryBest = best.Where(b => b.Method == primary).ToList();
         await context.WriteOutputAsync("predictivity_over_time.png", new MemoryStream(PredictivityPlots.OverTimePng(rows, primary, title)), ct);

@@ -12,11 +12,17 @@ public sealed record FittedBin(int DataIndex, int StartMs, int EndMs, int Step);
 /// the held-out stimuli, then the mean over splits (± <see cref="RawSem"/>, the SEM over splits).
 /// <see cref="Ceiling"/>: the median over sites of the Spearman–Brown-corrected split-half reliability.
 /// <see cref="NoiseCorrected"/> = raw / ceiling (± <see cref="Sem"/>), as Brain-Score ceils a score; NaN when the
-/// ceiling is not positive (a bin without reliable signal).
+/// ceiling is not positive (a bin without reliable signal). The ceiling is the reliability ρ of the repetition mean, and
+/// a noiseless perfect model correlates with that mean at √ρ, so raw / ceiling reaches 1/√ρ (above 1) for it;
+/// <see cref="NoiseCorrectedSqrt"/> = raw / √ceiling (the correction of Nayebi's later toolkit with a noiseless model)
+/// reaches 1.
 /// </summary>
 public sealed record PredictivityRow(
     string Area, int BinStartMs, int BinEndMs, int Step, string Layer, string Method, int Sites,
-    double RawR, double RawSem, double Ceiling, double NoiseCorrected, double Sem);
+    double RawR, double RawSem, double Ceiling, double NoiseCorrected, double Sem)
+{
+    public double NoiseCorrectedSqrt => Ceiling > 0 ? RawR / Math.Sqrt(Ceiling) : double.NaN;
+}
 
 /// <summary>What to fit: areas, bins, layers and methods, with the regression settings shared by all fits.</summary>
 public sealed record PredictivityOptions

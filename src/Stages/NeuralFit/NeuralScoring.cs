@@ -1,4 +1,5 @@
 using Pipeline.Stages.Models;
+using Pipeline.Stages.Models.Cells;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -113,9 +114,9 @@ public static class NeuralScoring
             var a = data.index_select(0, tensor(order[..half], device: data.device)).mean([0]);
             var b = data.index_select(0, tensor(order[half..(2 * half)], device: data.device)).mean([0]);
             var r = PearsonPerSiteTensor(a, b);
-            total.add_(2 * r / (1 + r));
+            total.add_(r.mul(HeldScalars.Of(2)).div(HeldScalars.Plus(r, 1)));               // Spearman–Brown, 2r / (1 + r)
         }
-        return (total / halvings).cpu().MoveToOuterDisposeScope();
+        return total.div(HeldScalars.Of(halvings)).cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>Spearman–Brown prediction of the reliability of k times as many repetitions: k·r / (1 + (k−1)·r).</summary>

@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models.Cells;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -86,7 +87,7 @@ public static class PlsRegression
             // S_k and C_k (the deflated moments) are never formed: S_k = S − P·diag(t)·Pᵀ and C_k = C − P·diag(t)·Qᵀ
             // over the components so far, and NIPALS only multiplies them by vectors. Updating a [B, p, p] S in place
             // each component cost more than everything else together (memory traffic, and fresh pages for temporaries).
-            var deflated = new DeflatedMoments(xx, xy);
+            using var deflated = new DeflatedMoments(xx, xy);
             var ySquares = yy.clone();
             // The Gram of C's smaller side for the power iteration; deflation changes it by a rank-2 term (below), which
             // is cheaper than recomputing it (p·q² per component).
@@ -97,7 +98,7 @@ public static class PlsRegression
             for (var k = 0; k < components; k++)
             {
                 using var step = NewDisposeScope();
-                var live = ySquares > constantBelow;                     // [B, q]
+                var live = ySquares.gt(HeldScalars.Of(constantBelow));                     // [B, q]
                 var alive = live.any(-1);                                // [B]: some target is not yet constant
                 var first = live.to(int32).argmax(-1);                   // first live column (the first maximum)
                 var (w, count) = PowerIterations(deflated, gram, first, alive, p, q, maxIterations, tolerance);
@@ -119,8 +120,8 @@ public static class PlsRegression
                 gram.sub_((cross + cross.transpose(1, 2)) * t3);
                 gram.add_(side.unsqueeze(-1) * (side * (tt.square() * other.square().sum(-1)).unsqueeze(-1)).unsqueeze(-2));
                 ySquares.sub_(qLoad.square() * tt.unsqueeze(-1));
-                foreach (var t in new[] { w, pLoad, qLoad, tt }) t.MoveToOuterDisposeScope();
                 deflated.Add(pLoad, qLoad, tt);
+                foreach (var t in new[] { w, pLoad, qLoad, tt }) t.MoveToOuterDisposeScope();
                 ws.Add(w);
                 ps.Add(pLoad);
                 qs.Add(qLoad);
@@ -152,7 +153,9 @@ public static class PlsRegression
     /// </summary>
     private static (Tensor Weights, Tensor Iterations) PowerIterations(DeflatedMoments c, Tensor gram, Tensor first, Tensor alive, long p, long q, int maxIterations, double tolerance)
     {
-        const int Chunk = 64;
+        // Chunks of iterations double (64, 128, 256, …): slow-converging components cost a few large operations, not
+        // many small ones.
+        var chunkSize = 64;
         var batch = gram.shape[0];
         var device = gram.device;
         using var scope = NewDisposeScope();
@@ -164,36 +167,41 @@ public static class PlsRegression
         // Powers of λ/λmax stay in [0, 1] (no overflow up to 2·max_iter); rounding can make a zero eigenvalue slightly
         // negative, which the clamp removes.
         var top = lambda.amax([-1], keepdim: true);
-        var scaled = (lambda / where(top > 0, top, ones_like(top))).clamp_min(0).unsqueeze(1);
+        var scaled = (lambda / where(top.gt(HeldScalars.Of(0)), top, ones_like(top))).clamp_min(HeldScalars.Of(0)).unsqueeze(1);
         var weight = start.square().unsqueeze(1);
         var offset = qSide ? 1 : 0;                                           // w_k·w_l ∝ m_(k+l+offset)
 
         // Iteration k (1 ≤ k < max_iter) stops when cos(w_(k−1), w_k) = m_(2k−1+o)/√(m_(2k−2+o)·m_(2k+o)) is close enough
         // to 1; then n_iter = k + 1. None: n_iter = max_iter. One target or max_iter = 1: scikit-learn takes one step.
-        var iterations = full([batch], maxIterations, int64, device: device);
+        using var maxIterationsScalar = ((long)maxIterations).ToScalar();
+        using var oneScalar = 1L.ToScalar();
+        var iterations = full([batch], maxIterationsScalar, int64, device: device);
         var resolved = alive.logical_not();
         if (q == 1 || maxIterations == 1)
         {
-            iterations.fill_(1);
+            iterations.fill_(oneScalar);
             resolved.fill_(true);
         }
-        for (var k0 = 1; k0 < maxIterations && !resolved.all().ToBoolean(); k0 += Chunk)
+        for (var k0 = 1; k0 < maxIterations && !resolved.all().ToBoolean(); k0 += chunkSize, chunkSize *= 2)
         {
             using var chunk = NewDisposeScope();
-            var k1 = Math.Min(k0 + Chunk, maxIterations);                       // iterations k0 … k1 − 1
-            var powers = arange((2 * k0) - 2 + offset, (2 * k1) - 1 + offset, dtype: float64, device: device).view(1, -1, 1);
+            var k1 = Math.Min(k0 + chunkSize, maxIterations);                       // iterations k0 … k1 − 1
+            using var from = ((2.0 * k0) - 2 + offset).ToScalar();
+            using var to = ((2.0 * k1) - 1 + offset).ToScalar();
+            var powers = arange(from, to, dtype: float64, device: device).view(1, -1, 1);
             var moments = (weight * scaled.pow(powers)).sum(-1);                // [B, 2(k1 − k0) + 1]
             var even = moments[.., TensorIndex.Slice(0, null, 2)];
             var odd = moments[.., TensorIndex.Slice(1, null, 2)];
             var cosine = odd / (even[.., ..^1] * even[.., 1..]).sqrt();
-            var converged = (2 - (2 * cosine)) < tolerance;
+            var converged = HeldScalars.Minus(2, cosine.mul(HeldScalars.Of(2))).lt(HeldScalars.Of(tolerance));
             var hit = converged.any(-1).logical_and_(resolved.logical_not());
-            iterations.copy_(where(hit, converged.to(int32).argmax(-1) + k0 + 1, iterations));
+            using var next = ((long)k0 + 1).ToScalar();
+            iterations.copy_(where(hit, converged.to(int32).argmax(-1).add(next, oneScalar), iterations));
             resolved.logical_or_(hit);
         }
         iterations.mul_(alive.to(int64));
 
-        var exponent = (iterations - 1).clamp_min(0).to(float64).unsqueeze(-1);  // w = w_(n_iter − 1)
+        var exponent = HeldScalars.Plus(iterations.to(float64), -1).clamp_min(HeldScalars.Of(0)).unsqueeze(-1);  // w = w_(n_iter − 1)
         var coordinates = scaled.squeeze(1).pow(exponent) * start;
         var w = basis.matmul(coordinates.unsqueeze(-1)).squeeze(-1);
         if (qSide) w = c.C(w);
@@ -203,31 +211,50 @@ public static class PlsRegression
 
     /// <summary>
     /// Products with the deflated moments S_k = S − P·diag(t)·Pᵀ and C_k = C − P·diag(t)·Qᵀ ([B, p, p], [B, p, q]) from
-    /// the undeflated ones and the loadings so far, for batches of vectors [B, ·].
+    /// the undeflated ones and the loadings so far, for batches of vectors [B, ·]. The loadings are kept stacked
+    /// (P [B, p, k], Q [B, q, k], t [B, k]), so a product is a few batched matmuls whatever k — a loop over the
+    /// components made the fit O(K²) small operations, which dominated small problems.
     /// </summary>
-    private sealed class DeflatedMoments(Tensor s, Tensor c)
+    private sealed class DeflatedMoments(Tensor s, Tensor c) : IDisposable
     {
-        private readonly List<(Tensor P, Tensor Q, Tensor T)> _components = [];
+        private Tensor? _p, _q, _t;
 
-        public void Add(Tensor p, Tensor q, Tensor t) => _components.Add((p, q, t));
+        public void Add(Tensor p, Tensor q, Tensor t)
+        {
+            // Held outside every dispose scope (they outlive each component's scope) and disposed here.
+            using var scope = NewDisposeScope();
+            var (p1, q1, t1) = (p.unsqueeze(-1), q.unsqueeze(-1), t.unsqueeze(-1));
+            var next = (_p is null ? p1 : cat([_p, p1], -1), _q is null ? q1 : cat([_q, q1], -1), _t is null ? t1 : cat([_t, t1], -1));
+            Dispose();
+            (_p, _q, _t) = (next.Item1.DetachFromDisposeScope(), next.Item2.DetachFromDisposeScope(), next.Item3.DetachFromDisposeScope());
+        }
 
         /// <summary>S_k v for v [B, p].</summary>
-        public Tensor S(Tensor v) => Apply(s, v, (d, x) => d.P * (d.T * (d.P * x).sum(-1)).unsqueeze(-1));
+        public Tensor S(Tensor v) => Apply(s, v, _p, _p);
 
         /// <summary>C_k v for v [B, q].</summary>
-        public Tensor C(Tensor v) => Apply(c, v, (d, x) => d.P * (d.T * (d.Q * x).sum(-1)).unsqueeze(-1));
+        public Tensor C(Tensor v) => Apply(c, v, _p, _q);
 
         /// <summary>C_kᵀ v for v [B, p].</summary>
-        public Tensor Ct(Tensor v) => Apply(c.transpose(1, 2), v, (d, x) => d.Q * (d.T * (d.P * x).sum(-1)).unsqueeze(-1));
+        public Tensor Ct(Tensor v) => Apply(c.transpose(1, 2), v, _q, _p);
 
-        private Tensor Apply(Tensor m, Tensor v, Func<(Tensor P, Tensor Q, Tensor T), Tensor, Tensor> term)
+        /// <summary>m v − Left·diag(t)·Rightᵀ v.</summary>
+        private Tensor Apply(Tensor m, Tensor v, Tensor? left, Tensor? right)
         {
             var result = m.matmul(v.unsqueeze(-1)).squeeze(-1);
-            foreach (var d in _components) result = result - term(d, v);
-            return result;
+            if (left is null || right is null || _t is null) return result;
+            var coefficients = _t * right.transpose(1, 2).matmul(v.unsqueeze(-1)).squeeze(-1);   // [B, k]
+            return result - left.matmul(coefficients.unsqueeze(-1)).squeeze(-1);
+        }
+
+        public void Dispose()
+        {
+            _p?.Dispose();
+            _q?.Dispose();
+            _t?.Dispose();
         }
     }
 
     /// <summary>w / (‖w‖ + eps), as scikit-learn (the eps keeps an all-zero vector at zero).</summary>
-    private static Tensor Normalise(Tensor w, double eps) => w / (w.square().sum(-1, keepdim: true).sqrt() + eps);
+    private static Tensor Normalise(Tensor w, double eps) => w / HeldScalars.Plus(w.square().sum(-1, keepdim: true).sqrt(), eps);
 }

@@ -66,7 +66,7 @@ public static class PredictivityReport
     /// <summary>NaN and infinities become null (JSON has no NaN).</summary>
     public static double? Finite(double value) => double.IsFinite(value) ? value : null;
 
-    public static readonly string CsvHeader = "area,bin_start_ms,bin_end_ms,model_step,layer,method,sites,raw_r,raw_sem,ceiling,noise_corrected,sem";
+    public static readonly string CsvHeader = "area,bin_start_ms,bin_end_ms,model_step,layer,method,sites,raw_r,raw_sem,ceiling,noise_corrected,sem,noise_corrected_sqrt";
 
     /// <summary>The table as CSV (invariant culture; an empty cell where a value is undefined).</summary>
     public static string Csv(IReadOnlyList<PredictivityRow> rows)
@@ -76,7 +76,7 @@ public static class PredictivityReport
         {
             sb.AppendJoin(',', r.Area, r.BinStartMs.ToString(CultureInfo.InvariantCulture), r.BinEndMs.ToString(CultureInfo.InvariantCulture),
                 r.Step.ToString(CultureInfo.InvariantCulture), r.Layer, r.Method, r.Sites.ToString(CultureInfo.InvariantCulture),
-                Cell(r.RawR), Cell(r.RawSem), Cell(r.Ceiling), Cell(r.NoiseCorrected), Cell(r.Sem)).Append('\n');
+                Cell(r.RawR), Cell(r.RawSem), Cell(r.Ceiling), Cell(r.NoiseCorrected), Cell(r.Sem), Cell(r.NoiseCorrectedSqrt)).Append('\n');
         }
         return sb.ToString();
     }

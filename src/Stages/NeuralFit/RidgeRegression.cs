@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models.Cells;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -146,7 +147,7 @@ public static class RidgeRegression
             // (they would divide by zero, and XcᵀU is zero there).
             using var scope = NewDisposeScope();
             var (l, u) = linalg.eigh(xc.matmul(xc.T));
-            var nonzero = l > l.max() * (p * (Math.BitIncrement(1.0) - 1.0));
+            var nonzero = l.gt(l.max().mul(HeldScalars.Of(p * (Math.BitIncrement(1.0) - 1.0))));
             var columns = nonzero.nonzero().squeeze(-1);
             var (lambda, basis) = (l.index_select(0, columns), u.index_select(1, columns));
             var v = xc.T.matmul(basis) / lambda.sqrt();
@@ -164,7 +165,7 @@ public static class RidgeRegression
 
         private static Spectrum Keep(Tensor v, Tensor lambda, Tensor vtxty, long size)
         {
-            var keep = (lambda > lambda.max() * (size * (Math.BitIncrement(1.0) - 1.0))).nonzero().squeeze(-1);
+            var keep = lambda.gt(lambda.max().mul(HeldScalars.Of(size * (Math.BitIncrement(1.0) - 1.0)))).nonzero().squeeze(-1);
             return new Spectrum
             {
                 V = v.index_select(1, keep).MoveToOuterDisposeScope(),

@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models.Cells;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -59,11 +60,11 @@ internal sealed class SecondMoments : IDisposable
         var rows = tensor(excluded, device: X.device);
         var (xe, ye) = (X.index_select(0, rows), Y.index_select(0, rows));
         var count = Count - excluded.Length;
-        var mx = (XSum - xe.sum(dim: 0)) / count;
-        var my = (YSum - ye.sum(dim: 0)) / count;
-        var s = XX - xe.T.matmul(xe) - (count * mx.unsqueeze(-1).matmul(mx.unsqueeze(0)));
-        var c = XY - xe.T.matmul(ye) - (count * mx.unsqueeze(-1).matmul(my.unsqueeze(0)));
-        var yy = YSquares - ye.square().sum(dim: 0) - (count * my.square());
+        var mx = (XSum - xe.sum(dim: 0)).div(HeldScalars.Of(count));
+        var my = (YSum - ye.sum(dim: 0)).div(HeldScalars.Of(count));
+        var s = XX - xe.T.matmul(xe) - mx.unsqueeze(-1).matmul(mx.unsqueeze(0)).mul(HeldScalars.Of(count));
+        var c = XY - xe.T.matmul(ye) - mx.unsqueeze(-1).matmul(my.unsqueeze(0)).mul(HeldScalars.Of(count));
+        var yy = YSquares - ye.square().sum(dim: 0) - my.square().mul(HeldScalars.Of(count));
         return (s, c, yy, mx + XShift, my + YShift, count);
     }
 

@@ -21,7 +21,7 @@ namespace Pipeline.Stages.Tests.NeuralFit;
 /// </summary>
 public sealed class NeuralFitFixture : IDisposable
 {
-    public const string FitParams = """{"threads": 2, "features": {"max_dims": 256}, "bins_from_ms": 70, "bins_to_ms": 160}""";
+    public const string FitParams = """{"threads": 1, "features": {"max_dims": 256}, "bins_from_ms": 70, "bins_to_ms": 160}""";
 
     public NeuralFitFixture()
     {
@@ -55,7 +55,7 @@ public sealed class NeuralFitFixture : IDisposable
 
     /// <summary>A row of predictivity.json (nulls where undefined).</summary>
     public sealed record Row(string Area, int BinStartMs, int BinEndMs, int ModelStep, string Layer, string Method, int Sites,
-        double? RawR, double? RawSem, double? Ceiling, double? NoiseCorrected, double? Sem);
+        double? RawR, double? RawSem, double? Ceiling, double? NoiseCorrected, double? Sem, double? NoiseCorrectedSqrt);
 
     public static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, PipelineJson.Options) ?? throw new InvalidOperationException("null");
 
@@ -225,6 +225,47 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
         {
             foreach (var x in features.Values) x.Dispose();
         }
+    }
+
+    [Fact]
+    public void Params_errors_name_their_field()
+    {
+        var p = NeuralFitFixture.Parse<NeuralFitParams>("""
+            {"regions": ["V4", "V1"], "layers": [], "bins_from_ms": 200, "bins_to_ms": 100, "methods": ["pls", "pls"], "splits": 1,
+             "test_fraction": 0.9, "halvings": 0, "features": {"max_dims": 0}, "device": "tpu", "images_path": "/x"}
+            """);
+        var fields = p.Validate().Select(e => e.Field).ToList();
+        Assert.Equal(["images_path", "regions[1]", "layers", "bins_to_ms", "methods", "splits", "test_fraction", "halvings", "features.max_dims", "device"], fields);
+        Assert.Empty(new NeuralFitParams().Validate());
+        Assert.Contains("latency", Assert.Throws<JsonException>(() => NeuralFitFixture.Parse<VirtualMonkeyParams>("""{"areas": [{"region": "V4", "layer": "conv3", "latency": 2}]}""")).Message);
+        var monkey = NeuralFitFixture.Parse<VirtualMonkeyParams>("""{"model": {"preset": "nope", "width": 0}, "repetitions": 1, "areas": [{"region": "V9", "layer": "conv3"}]}""");
+        Assert.Equal(["model.preset", "model.width", "repetitions", "areas[0].region"], monkey.Validate().Select(e => e.Field));
+    }
+
+    [Theory]
+    [InlineData("""{"layers": ["conv3", "conv9"]}""", "layers: 'conv9' not in the model")]
+    [InlineData("""{"regions": ["pIT"]}""", "regions: 'pIT' has no sites in the data")]
+    [InlineData("""{"bins_from_ms": 300, "bins_to_ms": 400}""", "bins_from_ms/bins_to_ms: [300, 400) ms holds none of the data's bins (0-260 ms")]
+    [InlineData("""{"path": "/no/such/assembly.nc"}""", "path is set and a dependency also provides neural data")]
+    public async Task Inputs_that_do_not_fit_the_model_or_data_fail_with_the_field_and_the_fix(string json, string message)
+    {
+        var context = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train), ("monkey", f.Monkey)), stageName: "neural-fit");
+        var e = await Assert.ThrowsAsync<StageInputException>(async () =>
+            await new NeuralFitHandler().Handle(new NeuralFitStage(NeuralFitFixture.Parse<NeuralFitParams>(json), context), CancellationToken.None));
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Missing_data_and_a_second_model_source_are_stage_errors()
+    {
+        var noData = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train)), stageName: "neural-fit");
+        var e = await Assert.ThrowsAsync<StageInputException>(async () => await new NeuralFitHandler().Handle(new NeuralFitStage(new NeuralFitParams(), noData), CancellationToken.None));
+        Assert.Contains("No neural data", e.Message, StringComparison.Ordinal);
+
+        var twoModels = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train)), stageName: "virtual-monkey");
+        var p = NeuralFitFixture.Parse<VirtualMonkeyParams>("""{"model": {"preset": "basenet"}}""");
+        e = await Assert.ThrowsAsync<StageInputException>(async () => await new VirtualMonkeyHandler().Handle(new VirtualMonkeyStage(p, twoModels), CancellationToken.None));
+        Assert.Contains("use one", e.Message, StringComparison.Ordinal);
     }
 
     private async Task<string> DownloadAsync(IReadOnlyList<ArtifactInfo> artifacts, string folder)
