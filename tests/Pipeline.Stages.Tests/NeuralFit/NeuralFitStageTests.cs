@@ -75,12 +75,12 @@ public sealed class NeuralFitFixture : IDisposable
         return JsonSerializer.Deserialize<T>(s, PipelineJson.Options) ?? throw new InvalidOperationException("null");
     }
 
-    /// <summary>A seeded, untrained rgc-shallow written as the train stage writes its model (safetensors + spec sidecar).</summary>
-    private async Task<IReadOnlyList<ArtifactInfo>> SaveModelAsync(long seed)
+    /// <summary>A seeded, untrained model written as the train stage writes it (safetensors + spec sidecar).</summary>
+    public async Task<IReadOnlyList<ArtifactInfo>> SaveModelAsync(long seed, string preset = "rgc-shallow", int channels = 3)
     {
         var context = Harness.NewContext(stageName: "train");
         torch.manual_seed(seed);
-        var spec = ModelPresets.Load("rgc-shallow", 32, 4, 0.25);
+        var spec = ModelPresets.Load(preset, 32, 4, 0.25) with { InChannels = channels };
         using var model = ModelFactory.Create(spec);
         var path = Path.Combine(context.ScratchFolder, "model.safetensors");
         await ModelCheckpoint.SaveAsync(model.Module, path, JsonSerializer.SerializeToNode(spec, PipelineJson.Options)!);
@@ -225,6 +225,18 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
         {
             foreach (var x in features.Values) x.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task A_grey_feedforward_model_is_unrolled_and_fitted_on_grey_stimuli()
+    {
+        // Fashion-MNIST models take one channel; BaseNet has no cells but is still unrolled biologically (26 steps).
+        var basenet = await f.SaveModelAsync(seed: 2, preset: "basenet", channels: 1);
+        var (result, rows) = f.Fit(basenet, """{"threads": 2, "features": {"max_dims": 128}, "bins_from_ms": 70, "bins_to_ms": 100, "splits": 3}""");
+        Assert.Equal(2 * 3 * 5, rows.Count);
+        Assert.All(rows, r => Assert.True(r.RawR is > -1 and <= 1 && r.Ceiling > 0.5, $"{r.Area} {r.BinStartMs} {r.Layer}: {r.RawR}"));
+        Assert.Contains(rows, r => r.RawR > 0.5);
+        Assert.Contains(result.Artifacts, a => a.Path.EndsWith("/layer_area_heatmap.png", StringComparison.Ordinal));
     }
 
     [Fact]
