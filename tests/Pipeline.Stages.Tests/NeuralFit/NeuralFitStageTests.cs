@@ -240,6 +240,20 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
     }
 
     [Fact]
+    public void Pca_features_fitted_on_separate_images_still_find_the_generating_layer()
+    {
+        var (result, rows) = f.Fit(f.Train, """
+            {"threads": 2, "features": {"kind": "pca", "max_dims": 24, "pca_images": 48}, "layers": ["conv1", "conv3", "conv5"],
+             "bins_from_ms": 70, "bins_to_ms": 100, "splits": 5}
+            """);
+        var best = f.ReadJson<List<AreaBestLayer>>(result.Artifacts, "best_layers.json");
+        foreach (var b in best) output.WriteLine($"{b.Area}: {string.Join(", ", b.ByLayer.Select(kv => $"{kv.Key} {kv.Value:F3}"))}");
+        Assert.Equal(["conv3", "conv5"], best.Select(b => b.Layer));
+        Assert.Equal("pca ≤ 24", f.ReadJson<JsonObject>(result.Artifacts, "metrics.json")["features"]!.GetValue<string>());
+        Assert.All(rows.Where(r => r.Layer == "conv3" && r.Area == "V4"), r => Assert.True(r.RawR > 0.5, $"{r.BinStartMs}: {r.RawR}"));
+    }
+
+    [Fact]
     public void Params_errors_name_their_field()
     {
         var p = NeuralFitFixture.Parse<NeuralFitParams>("""
