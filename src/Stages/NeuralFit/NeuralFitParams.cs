@@ -53,7 +53,13 @@ public sealed record NeuralFitParams : IStageParams, IExternalInputs
     /// <summary>libtorch compute threads; null = every core.</summary>
     public int? Threads { get; init; }
 
-    public string? FingerprintExternalInputs() => Path is null ? null : ExternalFiles.Fingerprint(Path, ImagesPath);
+    /// <summary>The data file or folder and its images (given, or the default <c>images/</c> / <c>images.tar</c> beside it).</summary>
+    public string? FingerprintExternalInputs()
+    {
+        if (Path is null) return null;
+        var beside = File.Exists(Path) ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))! : Path;
+        return ExternalFiles.Fingerprint(Path, ImagesPath ?? System.IO.Path.Combine(beside, "images"), ImagesPath is null ? System.IO.Path.Combine(beside, "images.tar") : null);
+    }
 
     public IEnumerable<ValidationError> Validate()
     {

@@ -54,7 +54,16 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var ids = assembly.StimulusIds;
         var images = ids.Select(dataset.Images.ReadBytes).ToList();
         var steps = bins.Select(b => b.Step).ToList();
-        using var reduction = CreateReduction(p, model, layers, steps, ct);
+        FeatureReduction reduction;
+        try
+        {
+            reduction = CreateReduction(p, model, layers, steps, ct);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StageInputException(e.Message);
+        }
+        using var reductionScope = reduction;
         Dictionary<string, Tensor> features;
         try
         {
