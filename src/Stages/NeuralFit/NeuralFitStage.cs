@@ -113,7 +113,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         }
         var timing = (featureSeconds, wall.Elapsed.TotalSeconds - featureSeconds);
         log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.featureSeconds, rows.Count, timing.Item2);
-        var summary = await WriteOutputsAsync(context, model.Spec, dataset, DataLabel(p, context), rows, best, profiles, p, wall.Elapsed, timing, ct);
+        var summary = await WriteOutputsAsync(context, model.Spec, dataset, DataLabel(p, context), rows, best, profiles, p, device, wall.Elapsed, timing, ct);
         context.Progress.Report(1, "done");
         return new StageResult(context.Outputs, summary);
     }
@@ -218,7 +218,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         };
 
     private static async Task<JsonObject> WriteOutputsAsync(StageContext context, ModelSpec spec, NeuralDataset dataset, string dataLabel, IReadOnlyList<PredictivityRow> rows,
-        IReadOnlyList<AreaBestLayer> best, IReadOnlyList<TemporalProfile> profiles, NeuralFitParams p, TimeSpan wall,
+        IReadOnlyList<AreaBestLayer> best, IReadOnlyList<TemporalProfile> profiles, NeuralFitParams p, Device device, TimeSpan wall,
         (double Features, double Fits) seconds, CancellationToken ct)
     {
         await context.WriteOutputAsync("predictivity.csv", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityReport.Csv(rows))), ct);
@@ -278,7 +278,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["feature_seconds"] = Math.Round(seconds.Features, 1),
             ["fit_seconds"] = Math.Round(seconds.Fits, 1),
             ["fits"] = rows.Count,
-            ["device"] = p.Device,
+            ["device"] = device.type.ToString().ToLowerInvariant(),
             ["threads"] = torch.get_num_threads(),
         };
         await WriteJsonAsync(context, "metrics.json", metrics, ct);

@@ -232,8 +232,10 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
     {
         // Fashion-MNIST models take one channel; BaseNet has no cells but is still unrolled biologically (26 steps).
         var basenet = await f.SaveModelAsync(seed: 2, preset: "basenet", channels: 1);
-        var (result, rows) = f.Fit(basenet, """{"threads": 2, "features": {"max_dims": 128}, "bins_from_ms": 70, "bins_to_ms": 100, "splits": 3}""");
-        Assert.Equal(2 * 3 * 5, rows.Count);
+        var (result, rows) = f.Fit(basenet, """{"threads": 2, "features": {"max_dims": 128}, "bins_from_ms": 70, "bins_to_ms": 100, "splits": 3, "methods": ["pls", "ridge"]}""");
+        Assert.Equal(2 * 3 * 5 * 2, rows.Count);
+        Assert.Equal(["pls", "ridge"], rows.Select(r => r.Method).Distinct());
+        Assert.Equal(4, f.ReadJson<List<AreaBestLayer>>(result.Artifacts, "best_layers.json").Count);   // per area and method
         Assert.All(rows, r => Assert.True(r.RawR is > -1 and <= 1 && r.Ceiling > 0.5, $"{r.Area} {r.BinStartMs} {r.Layer}: {r.RawR}"));
         Assert.Contains(rows, r => r.RawR > 0.5);
         Assert.Contains(result.Artifacts, a => a.Path.EndsWith("/layer_area_heatmap.png", StringComparison.Ordinal));
