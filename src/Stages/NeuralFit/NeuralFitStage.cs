@@ -54,6 +54,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var ids = assembly.StimulusIds;
         var images = ids.Select(dataset.Images.ReadBytes).ToList();
         var steps = bins.Select(b => b.Step).ToList();
+        var featureClock = Stopwatch.StartNew();
         FeatureReduction reduction;
         try
         {
@@ -74,7 +75,8 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         {
             throw new StageInputException(e.Message);
         }
-        var featureSeconds = wall.Elapsed.TotalSeconds;
+        var featureSeconds = featureClock.Elapsed.TotalSeconds;
+        var fitClock = Stopwatch.StartNew();
         IReadOnlyList<PredictivityRow> rows;
         try
         {
@@ -98,6 +100,11 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             rows = NeuralPredictivity.Score(assembly, features, options,
                 (fraction, message) => context.Progress.Report(FeatureShare + ((1 - FeatureShare) * fraction), message), ct);
         }
+        catch (NeuralDataException e)
+        {
+            // E.g. stimuli with different repetition counts, which the split-half ceiling cannot halve alike.
+            throw new StageInputException($"The neural data could not be scored: {e.Message}");
+        }
         finally
         {
             foreach (var t in features.Values) t.Dispose();
@@ -111,8 +118,8 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             log.LogInformation("{Area} ({Method}): best layer {Layer}, mean noise-corrected r {Score:F3}{Truth}", b.Area, b.Method, b.Layer, b.Score,
                 b.GeneratingLayer is { } g ? $" (generated from {g})" : "");
         }
-        var timing = (featureSeconds, wall.Elapsed.TotalSeconds - featureSeconds);
-        log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.featureSeconds, rows.Count, timing.Item2);
+        var timing = (Features: featureSeconds, Fits: fitClock.Elapsed.TotalSeconds);
+        log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.Features, rows.Count, timing.Fits);
         var summary = await WriteOutputsAsync(context, model.Spec, dataset, DataLabel(p, context), rows, best, profiles, p, device, wall.Elapsed, timing, ct);
         context.Progress.Report(1, "done");
         return new StageResult(context.Outputs, summary);
