@@ -80,12 +80,12 @@ public sealed class ConvRnnLayer : nn.Module
         if (feedback is not null && feedbackInput is not null)
         {
             fb = feedback.call(feedbackInput);
-            if (_feedbackSpec.Elu) fb = nn.functional.elu(fb, 1.0);
+            if (_feedbackSpec.Elu) fb = HeldScalars.Elu(fb);
         }
-        var layerInput = fb is not null && _feedbackSpec.Entry == FeedbackEntry.Input ? input + fb : input;
+        var layerInput = fb is not null && _feedbackSpec.Entry == FeedbackEntry.Input ? HeldScalars.Add(input, fb) : input;
         var fbAtOut = _feedbackSpec.Entry == FeedbackEntry.Out ? fb : null;
 
-        var x = nn.functional.elu(conv.call(layerInput), 1.0);
+        var x = HeldScalars.Elu(conv.call(layerInput));
         Tensor h;
         var newState = state;
         if (cell is not null)
@@ -94,12 +94,12 @@ public sealed class ConvRnnLayer : nn.Module
         }
         else
         {
-            h = fbAtOut is null ? x : x + fbAtOut;
+            h = fbAtOut is null ? x : HeldScalars.Add(x, fbAtOut);
         }
         if (conv2 is not null)
         {
             var shortcut = proj is null ? layerInput : proj.call(layerInput);
-            h = nn.functional.elu(conv2.call(h) + shortcut, 1.0);
+            h = HeldScalars.Elu(HeldScalars.Add(conv2.call(h), shortcut));
         }
         if (Pools(h.shape[2])) h = nn.functional.max_pool2d(h, _spec.Pool, _spec.Pool);
         return (h, newState);

@@ -14,5 +14,5 @@ public sealed record ImagePresentation(int Steps, int? ImageOff, double Gray = 0
 
     /// <summary>The frame at <paramref name="step"/>; the gray frame is created in the caller's dispose scope.</summary>
     public Tensor Frame(Tensor images, int step) =>
-        ImageShown(step) ? images : (Gray == 0 ? zeros_like(images) : full_like(images, Gray));
+        ImageShown(step) ? images : (Gray == 0 ? zeros_like(images) : HeldScalars.FullLike(images, Gray));
 }

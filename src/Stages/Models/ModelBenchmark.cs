@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Pipeline.Stages.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +26,7 @@ public static class ModelBenchmark
         var (inputSize, classes) = (model.Spec.InputSize, model.Spec.Classes);
         using var images = randn(batch, model.Spec.InChannels, inputSize, inputSize);
         using var labels = randint(0, classes, [batch], dtype: int64);
-        using var sgd = optim.SGD(model.Module.parameters(), learningRate: 0.01, momentum: 0.9);
+        using var sgd = new TrainingOptimizer(new OptimizerParams { LearningRate = 0.01, Momentum = 0.9, Nesterov = false, WeightDecay = 0 }, model.Module.parameters());
 
         model.Module.eval();
         var forward = Median(repeats, () =>
@@ -37,10 +38,10 @@ public static class ModelBenchmark
         model.Module.train();
         var train = Median(repeats, () =>
         {
-            sgd.zero_grad();
+            sgd.ZeroGrad();
             var loss = nn.functional.cross_entropy(model.Unroll(images).Readout, labels);
             loss.backward();
-            sgd.step();
+            sgd.Step(0.01);
         });
         return new ModelBenchmarkResult(spec.Name, ModelStats.Parameters(model.Module), model.DefaultSteps, batch / forward, batch / train);
     }

@@ -33,7 +33,7 @@ public static class ModelFactory
             {
                 var (fanIn, _) = nn.init.CalculateFanInAndFanOut(p);
                 var std = Math.Sqrt(scale / fanIn) / 0.87962566103423978;
-                p.copy_(TruncatedNormal(p.shape) * std);
+                p.copy_(HeldScalars.Times(TruncatedNormal(p.shape), std));
             }
             else if (name.EndsWith("bias", StringComparison.Ordinal))
             {
@@ -127,11 +127,11 @@ public static class ModelFactory
         var x = randn(shape);
         for (var i = 0; i < 100; i++)
         {
-            var outside = x.abs() > 2;
+            var outside = HeldScalars.Greater(x.abs(), 2);
             if (!outside.any().ToBoolean()) break;
             x = where(outside, randn(shape), x);
         }
-        return x.clamp(-2, 2);
+        return HeldScalars.Clamp(x, -2, 2);
     }
 
     private static long ExtraLayerCost(long channels) => (9 * channels * channels) + channels;

@@ -17,12 +17,12 @@ public static class Readouts
         switch (spec.Kind)
         {
             case ReadoutKind.Last:
-                return (logits[^1], full(batch, steps - 1, dtype: int64, device: device));
+                return (logits[^1], HeldScalars.Full([batch], steps - 1, int64, device));
             case ReadoutKind.Mean or ReadoutKind.Sum:
                 var from = spec.From ?? 0;
                 var to = spec.To ?? steps;
                 var window = stack(logits.Skip(from).Take(to - from).ToArray());
-                return (spec.Kind == ReadoutKind.Mean ? window.mean([0]) : window.sum(dim: 0), full(batch, to - 1, dtype: int64, device: device));
+                return (spec.Kind == ReadoutKind.Mean ? window.mean([0]) : window.sum(dim: 0), HeldScalars.Full([batch], to - 1, int64, device));
             default:
                 var all = stack(logits.ToArray()); // T × B × C
                 var chosen = ChooseStep(spec, all, steps, batch);
@@ -37,8 +37,8 @@ public static class Readouts
         using var noGrad = no_grad();
         var confidence = all.detach().softmax(-1).max(-1).values; // T × B
         if (spec.Kind == ReadoutKind.MaxConfidence) return confidence.argmax(0);
-        var reached = confidence.ge(spec.Threshold).to(int64);
+        var reached = HeldScalars.GreaterOrEqual(confidence, spec.Threshold).to(int64);
         // argmax returns the first maximal index: the first step over the threshold.
-        return where(reached.sum(dim: 0).gt(0), reached.argmax(0), full(batch, steps - 1, dtype: int64, device: all.device));
+        return where(HeldScalars.Greater(reached.sum(dim: 0), 0), reached.argmax(0), HeldScalars.Full([batch], steps - 1, int64, all.device));
     }
 }

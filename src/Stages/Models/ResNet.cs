@@ -165,7 +165,7 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
         var h = relu.call(bn1.call(conv1.call(x)));
         h = bn2.call(conv2.call(h));
         var shortcut = downsample is null ? x : downsample.call(x);
-        return relu.call(h.add_(shortcut)).MoveToOuterDisposeScope();
+        return relu.call(HeldScalars.AddInPlace(h, shortcut)).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

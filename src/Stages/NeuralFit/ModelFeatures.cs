@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Pipeline.Stages.Models;
-using Pipeline.Stages.Models.Cells;
 using Pipeline.Stages.Models.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -220,7 +219,7 @@ public sealed class PcaReduction : FeatureReduction
                 {
                     var (values2, vectors) = linalg.eigh(centred.matmul(centred.T));      // [rows, rows], ascending
                     var top = vectors.narrow(1, rows - k, k).flip(1);
-                    var lambda = values2.narrow(0, rows - k, k).flip(0).clamp_min(HeldScalars.Of(1e-12));
+                    var lambda = HeldScalars.ClampMin(values2.narrow(0, rows - k, k).flip(0), 1e-12);
                     components = centred.T.matmul(top) / lambda.sqrt();                      // unit-norm right singular vectors
                 }
                 bases[layer] = (mean.to(float32).DetachFromDisposeScope(), components.to(float32).DetachFromDisposeScope());

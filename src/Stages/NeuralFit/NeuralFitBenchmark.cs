@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using TorchSharp;
@@ -36,9 +37,9 @@ public static class NeuralFitBenchmark
         const int Latent = 64;
         var labels = Enumerable.Range(0, stimuli).Select(i => i * objects / stimuli).ToArray();
         var objectMeans = randn([objects, Latent], float64, generator: g);
-        var z = randn([stimuli, Latent], float64, generator: g) + objectMeans.index_select(0, tensor(labels.Select(l => (long)l).ToArray()));
-        var x = (z.matmul(randn([Latent, features], float64, generator: g)) / 8) + randn([stimuli, features], float64, generator: g);
-        var y = (z.matmul(randn([Latent, sites], float64, generator: g)) / 8) + randn([stimuli, sites], float64, generator: g);
+        var z = HeldScalars.Add(randn([stimuli, Latent], float64, generator: g), objectMeans.index_select(0, tensor(labels.Select(l => (long)l).ToArray())));
+        var x = HeldScalars.Add(HeldScalars.DividedBy(z.matmul(randn([Latent, features], float64, generator: g)), 8), randn([stimuli, features], float64, generator: g));
+        var y = HeldScalars.Add(HeldScalars.DividedBy(z.matmul(randn([Latent, sites], float64, generator: g)), 8), randn([stimuli, sites], float64, generator: g));
         return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), labels);
     }
 

@@ -1,4 +1,4 @@
-using Pipeline.Stages.Models.Cells;
+using Pipeline.Stages.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -101,7 +101,7 @@ public static class NeuralPredictivity
         var x64 = x.to(float64);
         var spread = (x64 - x64.mean([0])).square().sum(dim: 0);
         var size = x64.square().sum(dim: 0);
-        return (spread > size * HeldScalars.Of(1e-10)).any().item<bool>();
+        return spread.gt(HeldScalars.Times(size, 1e-10)).any().item<bool>();
     }
 
     public static string MethodName(RegressionKind kind) => kind == RegressionKind.Pls ? "pls" : "ridge";

@@ -1,5 +1,4 @@
 using Pipeline.Stages.Models;
-using Pipeline.Stages.Models.Cells;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -56,7 +55,7 @@ public static class NeuralScoring
                 // Predictions in the shifted units of the moments (a constant shift does not change r).
                 var xMean = parts[b].XMean - moments.XShift;
                 var yMean = parts[b].YMean - moments.YShift;
-                var predicted = (moments.X.index_select(0, test) - xMean).matmul(fit.Coef[b]) + yMean;
+                var predicted = HeldScalars.Add((moments.X.index_select(0, test) - xMean).matmul(fit.Coef[b]), yMean);
                 CopyRow(PearsonPerSite(predicted, moments.Y.index_select(0, test)), r, chunk[b]);
                 for (var k = 0; k < components; k++) iterations[chunk[b], k] = fit.Iterations[b, k];
             }
@@ -81,7 +80,7 @@ public static class NeuralScoring
             {
                 var coef = spectrum.Coef(tensor(chosen, float64, moments.X.device));
                 var test = tensor(heldOut, device: moments.X.device);
-                var predicted = (moments.X.index_select(0, test) - xMean).matmul(coef) + yMean;
+                var predicted = HeldScalars.Add((moments.X.index_select(0, test) - xMean).matmul(coef), yMean);
                 CopyRow(PearsonPerSite(predicted, moments.Y.index_select(0, test)), r, s);
             }
             for (var i = 0; i < q; i++) alphas[s, i] = chosen[i];
@@ -114,9 +113,9 @@ public static class NeuralScoring
             var a = data.index_select(0, tensor(order[..half], device: data.device)).mean([0]);
             var b = data.index_select(0, tensor(order[half..(2 * half)], device: data.device)).mean([0]);
             var r = PearsonPerSiteTensor(a, b);
-            total.add_(r.mul(HeldScalars.Of(2)).div(HeldScalars.Plus(r, 1)));               // Spearman–Brown, 2r / (1 + r)
+            HeldScalars.AddInPlace(total, HeldScalars.Times(r, 2).div(HeldScalars.Plus(r, 1.0)));
         }
-        return total.div(HeldScalars.Of(halvings)).cpu().MoveToOuterDisposeScope();
+        return HeldScalars.DividedBy(total, halvings).cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>Spearman–Brown prediction of the reliability of k times as many repetitions: k·r / (1 + (k−1)·r).</summary>

@@ -1,4 +1,4 @@
-using Pipeline.Stages.Models.Cells;
+using Pipeline.Stages.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +28,7 @@ public sealed class PlsModel(Tensor xMean, Tensor yMean, Tensor xWeights, Tensor
     {
         using var scope = NewDisposeScope();
         var centred = x.to(float64, Coef.device) - XMean.unsqueeze(-2);
-        return (centred.matmul(Coef) + YMean.unsqueeze(-2)).MoveToOuterDisposeScope();
+        return HeldScalars.Add(centred.matmul(Coef), YMean.unsqueeze(-2)).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
@@ -98,7 +98,7 @@ public static class PlsRegression
             for (var k = 0; k < components; k++)
             {
                 using var step = NewDisposeScope();
-                var live = ySquares.gt(HeldScalars.Of(constantBelow));                     // [B, q]
+                var live = HeldScalars.Greater(ySquares, constantBelow);                 // [B, q]
                 var alive = live.any(-1);                                // [B]: some target is not yet constant
                 var first = live.to(int32).argmax(-1);                   // first live column (the first maximum)
                 var (w, count) = PowerIterations(deflated, gram, first, alive, p, q, maxIterations, tolerance);
@@ -117,8 +117,8 @@ public static class PlsRegression
                 var (side, other) = qSide ? (qLoad, pLoad) : (pLoad, qLoad);
                 var r = qSide ? deflated.Ct(pLoad) : deflated.C(qLoad);
                 var cross = side.unsqueeze(-1) * r.unsqueeze(-2);
-                gram.sub_((cross + cross.transpose(1, 2)) * t3);
-                gram.add_(side.unsqueeze(-1) * (side * (tt.square() * other.square().sum(-1)).unsqueeze(-1)).unsqueeze(-2));
+                gram.sub_(HeldScalars.Add(cross, cross.transpose(1, 2)) * t3);
+                HeldScalars.AddInPlace(gram, side.unsqueeze(-1) * (side * (tt.square() * other.square().sum(-1)).unsqueeze(-1)).unsqueeze(-2));
                 ySquares.sub_(qLoad.square() * tt.unsqueeze(-1));
                 deflated.Add(pLoad, qLoad, tt);
                 foreach (var t in new[] { w, pLoad, qLoad, tt }) t.MoveToOuterDisposeScope();
@@ -167,41 +167,36 @@ public static class PlsRegression
         // Powers of λ/λmax stay in [0, 1] (no overflow up to 2·max_iter); rounding can make a zero eigenvalue slightly
         // negative, which the clamp removes.
         var top = lambda.amax([-1], keepdim: true);
-        var scaled = (lambda / where(top.gt(HeldScalars.Of(0)), top, ones_like(top))).clamp_min(HeldScalars.Of(0)).unsqueeze(1);
+        var scaled = HeldScalars.ClampMin(lambda / where(HeldScalars.Greater(top, 0), top, ones_like(top)), 0).unsqueeze(1);
         var weight = start.square().unsqueeze(1);
         var offset = qSide ? 1 : 0;                                           // w_k·w_l ∝ m_(k+l+offset)
 
         // Iteration k (1 ≤ k < max_iter) stops when cos(w_(k−1), w_k) = m_(2k−1+o)/√(m_(2k−2+o)·m_(2k+o)) is close enough
         // to 1; then n_iter = k + 1. None: n_iter = max_iter. One target or max_iter = 1: scikit-learn takes one step.
-        using var maxIterationsScalar = ((long)maxIterations).ToScalar();
-        using var oneScalar = 1L.ToScalar();
-        var iterations = full([batch], maxIterationsScalar, int64, device: device);
+        var iterations = HeldScalars.Full([batch], maxIterations, int64, device);
         var resolved = alive.logical_not();
         if (q == 1 || maxIterations == 1)
         {
-            iterations.fill_(oneScalar);
-            resolved.fill_(true);
+            HeldScalars.Fill(iterations, 1);
+            HeldScalars.Fill(resolved, 1);
         }
         for (var k0 = 1; k0 < maxIterations && !resolved.all().ToBoolean(); k0 += chunkSize, chunkSize *= 2)
         {
             using var chunk = NewDisposeScope();
             var k1 = Math.Min(k0 + chunkSize, maxIterations);                       // iterations k0 … k1 − 1
-            using var from = ((2.0 * k0) - 2 + offset).ToScalar();
-            using var to = ((2.0 * k1) - 1 + offset).ToScalar();
-            var powers = arange(from, to, dtype: float64, device: device).view(1, -1, 1);
+            var powers = HeldScalars.Range((2 * k0) - 2 + offset, (2 * k1) - 1 + offset, float64, device).view(1, -1, 1);
             var moments = (weight * scaled.pow(powers)).sum(-1);                // [B, 2(k1 − k0) + 1]
             var even = moments[.., TensorIndex.Slice(0, null, 2)];
             var odd = moments[.., TensorIndex.Slice(1, null, 2)];
             var cosine = odd / (even[.., ..^1] * even[.., 1..]).sqrt();
-            var converged = HeldScalars.Minus(2, cosine.mul(HeldScalars.Of(2))).lt(HeldScalars.Of(tolerance));
+            var converged = HeldScalars.Less(HeldScalars.Minus(2, HeldScalars.Times(cosine, 2)), tolerance);
             var hit = converged.any(-1).logical_and_(resolved.logical_not());
-            using var next = ((long)k0 + 1).ToScalar();
-            iterations.copy_(where(hit, converged.to(int32).argmax(-1).add(next, oneScalar), iterations));
+            iterations.copy_(where(hit, HeldScalars.Plus(converged.to(int32).argmax(-1), (long)k0 + 1), iterations));
             resolved.logical_or_(hit);
         }
         iterations.mul_(alive.to(int64));
 
-        var exponent = HeldScalars.Plus(iterations.to(float64), -1).clamp_min(HeldScalars.Of(0)).unsqueeze(-1);  // w = w_(n_iter − 1)
+        var exponent = HeldScalars.ClampMin(HeldScalars.Plus(iterations, -1L).to(float64), 0).unsqueeze(-1);  // w = w_(n_iter − 1)
         var coordinates = scaled.squeeze(1).pow(exponent) * start;
         var w = basis.matmul(coordinates.unsqueeze(-1)).squeeze(-1);
         if (qSide) w = c.C(w);

@@ -1,4 +1,4 @@
-using Pipeline.Stages.Models.Cells;
+using Pipeline.Stages.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +20,7 @@ public sealed class RidgeModel(Tensor xMean, Tensor yMean, Tensor coef, double[]
     public Tensor Predict(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return ((x.to(float64, Coef.device) - XMean).matmul(Coef) + YMean).MoveToOuterDisposeScope();
+        return HeldScalars.Add((x.to(float64, Coef.device) - XMean).matmul(Coef), YMean).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
@@ -95,9 +95,9 @@ public static class RidgeRegression
             {
                 var rows = tensor(valid, device: device);
                 var projected = (moments.X.index_select(0, rows) - xMean).matmul(spectrum.V);   // [nv, r]
-                var shrunk = spectrum.VtXtY / (spectrum.Lambda.view(1, -1, 1) + grid);          // [A, r, q]
+                var shrunk = spectrum.VtXtY / HeldScalars.Add(spectrum.Lambda.view(1, -1, 1), grid);         // [A, r, q]
                 var residual = (moments.Y.index_select(0, rows) - yMean).unsqueeze(0) - projected.unsqueeze(0).matmul(shrunk);
-                error.add_(residual.square().sum(1));
+                HeldScalars.AddInPlace(error, residual.square().sum(1));
             }
         }
         var best = error.argmin(dim: 0).cpu().data<long>().ToArray();
@@ -147,7 +147,7 @@ public static class RidgeRegression
             // (they would divide by zero, and XcᵀU is zero there).
             using var scope = NewDisposeScope();
             var (l, u) = linalg.eigh(xc.matmul(xc.T));
-            var nonzero = l.gt(l.max().mul(HeldScalars.Of(p * (Math.BitIncrement(1.0) - 1.0))));
+            var nonzero = l > HeldScalars.Times(l.max(), p * (Math.BitIncrement(1.0) - 1.0));
             var columns = nonzero.nonzero().squeeze(-1);
             var (lambda, basis) = (l.index_select(0, columns), u.index_select(1, columns));
             var v = xc.T.matmul(basis) / lambda.sqrt();
@@ -165,7 +165,7 @@ public static class RidgeRegression
 
         private static Spectrum Keep(Tensor v, Tensor lambda, Tensor vtxty, long size)
         {
-            var keep = lambda.gt(lambda.max().mul(HeldScalars.Of(size * (Math.BitIncrement(1.0) - 1.0)))).nonzero().squeeze(-1);
+            var keep = (lambda > HeldScalars.Times(lambda.max(), size * (Math.BitIncrement(1.0) - 1.0))).nonzero().squeeze(-1);
             return new Spectrum
             {
                 V = v.index_select(1, keep).MoveToOuterDisposeScope(),
@@ -175,7 +175,7 @@ public static class RidgeRegression
         }
 
         /// <summary>Coef [p, q] for one penalty per site ([q]).</summary>
-        public Tensor Coef(Tensor alphaPerSite) => V.matmul(VtXtY / (Lambda.unsqueeze(-1) + alphaPerSite.unsqueeze(0)));
+        public Tensor Coef(Tensor alphaPerSite) => V.matmul(VtXtY / HeldScalars.Add(Lambda.unsqueeze(-1), alphaPerSite.unsqueeze(0)));
 
         public void Dispose()
         {

@@ -1,4 +1,4 @@
-using Pipeline.Stages.Models.Cells;
+using Pipeline.Stages.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -60,12 +60,12 @@ internal sealed class SecondMoments : IDisposable
         var rows = tensor(excluded, device: X.device);
         var (xe, ye) = (X.index_select(0, rows), Y.index_select(0, rows));
         var count = Count - excluded.Length;
-        var mx = (XSum - xe.sum(dim: 0)).div(HeldScalars.Of(count));
-        var my = (YSum - ye.sum(dim: 0)).div(HeldScalars.Of(count));
-        var s = XX - xe.T.matmul(xe) - mx.unsqueeze(-1).matmul(mx.unsqueeze(0)).mul(HeldScalars.Of(count));
-        var c = XY - xe.T.matmul(ye) - mx.unsqueeze(-1).matmul(my.unsqueeze(0)).mul(HeldScalars.Of(count));
-        var yy = YSquares - ye.square().sum(dim: 0) - my.square().mul(HeldScalars.Of(count));
-        return (s, c, yy, mx + XShift, my + YShift, count);
+        var mx = HeldScalars.DividedBy(XSum - xe.sum(dim: 0), count);
+        var my = HeldScalars.DividedBy(YSum - ye.sum(dim: 0), count);
+        var s = XX - xe.T.matmul(xe) - HeldScalars.Times(mx.unsqueeze(-1).matmul(mx.unsqueeze(0)), count);
+        var c = XY - xe.T.matmul(ye) - HeldScalars.Times(mx.unsqueeze(-1).matmul(my.unsqueeze(0)), count);
+        var yy = YSquares - ye.square().sum(dim: 0) - HeldScalars.Times(my.square(), count);
+        return (s, c, yy, HeldScalars.Add(mx, XShift), HeldScalars.Add(my, YShift), count);
     }
 
     private Tensor[] All() => [X, Y, XShift, YShift, XX, XY, YSquares, XSum, YSum];

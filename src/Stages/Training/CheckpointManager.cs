@@ -1,12 +1,10 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Models.Checkpoints;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Pipeline.Stages.Training;
@@ -23,10 +21,10 @@ namespace Pipeline.Stages.Training;
 /// </remarks>
 public sealed class CheckpointManager
 {
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
     public const string MarkerFile = "checkpoint.json";
     public const string ModelFile = "model.safetensors";
-    public const string OptimizerFile = "optimizer.bin";
+    public const string OptimizerFile = "optimizer.safetensors";
     public const string RngFile = "rng.bin";
 
     private const string FolderPrefix = "step-";
@@ -67,13 +65,13 @@ public sealed class CheckpointManager
     /// <paramref name="position"/>, then prunes. Await it before the next training step: the tensors are read while it runs.
     /// </summary>
     public async Task<TrainingCheckpoint> SaveAsync(
-        nn.Module model, optim.Optimizer optimizer, JsonNode modelSpec, TrainingPosition position, JsonObject state, CancellationToken ct)
+        nn.Module model, TrainingOptimizer optimizer, JsonNode modelSpec, TrainingPosition position, JsonObject state, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(modelSpec);
         ArgumentNullException.ThrowIfNull(position);
         ArgumentNullException.ThrowIfNull(state);
-        var helper = Serializable(optimizer);
+        ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentOutOfRangeException.ThrowIfNegative(position.Step);
 
         var dir = FolderFor(position.Step);
@@ -84,7 +82,7 @@ public sealed class CheckpointManager
         // Captured before anything else so it is the state the next training step will start from.
         var rng = RngState();
         await ModelCheckpoint.SaveAsync(_store, dir + ModelFile, model, modelSpec, ct);
-        await PutOptimizerAsync(helper, dir + OptimizerFile, ct);
+        await PutOptimizerAsync(optimizer, dir + OptimizerFile, ct);
         using (var rngStream = new MemoryStream(rng, writable: false))
             await _store.PutAsync(dir + RngFile, rngStream, "application/octet-stream", ct);
 
@@ -97,7 +95,7 @@ public sealed class CheckpointManager
             files[name] = new CheckpointFileRecord(info.Sha256, info.Bytes);
         }
 
-        var document = new CheckpointDocument(FormatVersion, position, DateTimeOffset.UtcNow, helper.GetType().Name, files, (JsonObject)state.DeepClone());
+        var document = new CheckpointDocument(FormatVersion, position, DateTimeOffset.UtcNow, optimizer.Kind, files, (JsonObject)state.DeepClone());
         using (var marker = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), writable: false))
             await _store.PutAsync(dir + MarkerFile, marker, "application/json", ct);
 
@@ -123,10 +121,10 @@ public sealed class CheckpointManager
     /// unparsable marker, keys or shapes that do not fit). Other I/O errors (a full scratch disk, a store outage)
     /// propagate: falling back on them would silently throw training progress away.
     /// </remarks>
-    public async Task<TrainingCheckpoint?> LoadNewestAsync(nn.Module model, optim.Optimizer optimizer, CancellationToken ct)
+    public async Task<TrainingCheckpoint?> LoadNewestAsync(nn.Module model, TrainingOptimizer optimizer, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var helper = Serializable(optimizer);
+        ArgumentNullException.ThrowIfNull(optimizer);
         foreach (var candidate in (await ScanAsync(ct)).OrderByDescending(f => f.Step))
         {
             if (!candidate.HasMarker)
@@ -137,7 +135,7 @@ public sealed class CheckpointManager
             }
             try
             {
-                var loaded = await LoadAsync(candidate, model, helper, ct);
+                var loaded = await LoadAsync(candidate, model, optimizer, ct);
                 _logger.LogInformation("Resumed from checkpoint {Folder} at step {Step} (epoch {Epoch}, batch {Batch}).",
                     candidate.Folder, loaded.Position.Step, loaded.Position.Epoch, loaded.Position.BatchInEpoch);
                 return loaded;
@@ -168,7 +166,7 @@ public sealed class CheckpointManager
         return positions;
     }
 
-    private async Task<TrainingCheckpoint> LoadAsync(CheckpointFolder folder, nn.Module model, OptimizerHelper optimizer, CancellationToken ct)
+    private async Task<TrainingCheckpoint> LoadAsync(CheckpointFolder folder, nn.Module model, TrainingOptimizer optimizer, CancellationToken ct)
     {
         var document = await ReadMarkerAsync(folder, ct);
         foreach (var required in new[] { ModelFile, ModelCheckpoint.SidecarPath(ModelFile), OptimizerFile })
@@ -176,8 +174,8 @@ public sealed class CheckpointManager
             if (!document.Files.ContainsKey(required))
                 throw new InvalidDataException($"{MarkerFile} does not list {required}.");
         }
-        if (document.Optimizer != optimizer.GetType().Name)
-            throw new InvalidDataException($"it holds {document.Optimizer} state, the trainer uses {optimizer.GetType().Name}.");
+        if (document.Optimizer != optimizer.Kind)
+            throw new InvalidDataException($"it holds {document.Optimizer} state, the trainer uses {optimizer.Kind}.");
 
         var scratch = Path.Combine(_scratch, $"load-{Guid.NewGuid():N}");
         Directory.CreateDirectory(scratch);
@@ -203,33 +201,26 @@ public sealed class CheckpointManager
     }
 
     /// <summary>
-    /// Optimizer first, with a snapshot to roll back to: its loader writes into the live state as it reads, while the
-    /// model loader checks every key and shape before it copies anything. So a model that does not fit leaves both as they were.
+    /// Both files are read and checked against the model and the optimizer before either changes (the model loader
+    /// checks every key and shape before it copies), so a checkpoint that does not fit leaves both as they were.
     /// </summary>
-    private static void Apply(nn.Module model, OptimizerHelper optimizer, string modelPath, string optimizerPath, byte[]? rng)
+    private static void Apply(nn.Module model, TrainingOptimizer optimizer, string modelPath, string optimizerPath, byte[]? rng)
     {
         var requiresGrad = model.named_parameters().Select(p => (p.parameter, p.parameter.requires_grad)).ToList();
-        using var before = new MemoryStream();
-        using (var writer = new BinaryWriter(before, Encoding.UTF8, leaveOpen: true))
-            optimizer.save_state_dict(writer);
-
+        OptimizerState state;
         try
         {
-            optimizer.load_state_dict(optimizerPath);
+            using var file = File.OpenRead(optimizerPath);
+            state = optimizer.Read(file);
         }
-        catch (Exception ex)
+        catch (Exception ex) when (ex is InvalidDataException or CheckpointFormatException)
         {
-            Restore(optimizer, before);
             throw new InvalidDataException($"{OptimizerFile} does not fit the optimizer: {ex.Message}", ex);
         }
-        try
+        using (state)
         {
             ModelCheckpoint.Load(model, modelPath);
-        }
-        catch
-        {
-            Restore(optimizer, before);
-            throw;
+            optimizer.Apply(state);
         }
         // Values are copied into the existing parameters, which keeps their flags; re-applied anyway because a
         // parameter that loses requires_grad fails only later, in backward() (TORCHSHARP.md, the load_py gotcha).
@@ -239,16 +230,9 @@ public sealed class CheckpointManager
         }
         if (rng is not null)
         {
-            using var state = torch.tensor(rng, ScalarType.Byte);
-            random.set_rng_state(state);
+            using var generatorState = torch.tensor(rng, ScalarType.Byte);
+            random.set_rng_state(generatorState);
         }
-    }
-
-    private static void Restore(OptimizerHelper optimizer, MemoryStream snapshot)
-    {
-        snapshot.Position = 0;
-        using var reader = new BinaryReader(snapshot, Encoding.UTF8, leaveOpen: true);
-        optimizer.load_state_dict(reader);
     }
 
     private async Task DownloadVerifiedAsync(string folder, string name, CheckpointFileRecord record, string destination, CancellationToken ct)
@@ -284,16 +268,17 @@ public sealed class CheckpointManager
         return document;
     }
 
-    private async Task PutOptimizerAsync(OptimizerHelper optimizer, string path, CancellationToken ct)
+    private async Task PutOptimizerAsync(TrainingOptimizer optimizer, string path, CancellationToken ct)
     {
-        // TorchSharp writes optimizer state to a BinaryWriter; spooled to scratch so memory stays bounded.
+        // Spooled to scratch so memory stays bounded for large models.
         Directory.CreateDirectory(_scratch);
-        var spool = Path.Combine(_scratch, $"optimizer-{Guid.NewGuid():N}.bin");
+        var spool = Path.Combine(_scratch, $"optimizer-{Guid.NewGuid():N}.safetensors");
         try
         {
-            optimizer.save_state_dict(spool);
-            await using var file = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
-            await _store.PutAsync(path, file, "application/octet-stream", ct);
+            await using (var file = new FileStream(spool, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+                await optimizer.SaveAsync(file, ct);
+            await using var read = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+            await _store.PutAsync(path, read, "application/octet-stream", ct);
         }
         finally
         {
@@ -362,14 +347,6 @@ public sealed class CheckpointManager
     private static bool ShowsCheckpointIsBad(Exception ex) => ex is
         ArtifactCorruptedException or ArtifactNotFoundException or CheckpointFormatException or CheckpointMismatchException
         or InvalidDataException or JsonException or EndOfStreamException;
-
-    private static OptimizerHelper Serializable(optim.Optimizer optimizer)
-    {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        // In TorchSharp 0.107 only OptimizerHelper (the base of SGD, Adam, AdamW, …) has save_state_dict/load_state_dict.
-        return optimizer as OptimizerHelper
-            ?? throw new ArgumentException($"{optimizer.GetType().Name} cannot save its state (not a TorchSharp OptimizerHelper).", nameof(optimizer));
-    }
 
     private static byte[] RngState()
     {

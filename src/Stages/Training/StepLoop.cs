@@ -14,7 +14,7 @@ internal sealed class NonFiniteLossException(string message) : Exception(message
 /// history behind the curves) at most once per <see cref="TrainParams.MetricsIntervalSeconds"/>, so a fast run does
 /// not write a row per step. Progress (fraction, ETA) is reported every step; the engine writes it once per heartbeat.
 /// </summary>
-internal sealed class StepLoop(TrainParams p, IVisionModel model, optim.Optimizer optimizer, Device device, long totalSteps,
+internal sealed class StepLoop(TrainParams p, IVisionModel model, TrainingOptimizer optimizer, Device device, long totalSteps,
     int stepsPerEpoch, IStageProgress progress, TrainingHistory history)
 {
     // malloc_trim returns freed native memory to the OS (flat RSS over long runs) but costs tens of milliseconds on a
@@ -59,7 +59,6 @@ internal sealed class StepLoop(TrainParams p, IVisionModel model, optim.Optimize
         _waitTotal += wait;
 
         var lr = p.Schedule.LearningRateAt(step, totalSteps, stepsPerEpoch, p.Optimizer.LearningRate);
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
         double loss;
         long correct;
@@ -67,7 +66,7 @@ internal sealed class StepLoop(TrainParams p, IVisionModel model, optim.Optimize
         {
             var x = tensor(batch.Images, [batch.Count, model.Spec.InChannels, model.Spec.InputSize, model.Spec.InputSize]).to(device);
             var y = tensor(batch.Labels).to(device);
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             var result = model.Unroll(x);
             var (lossTensor, logits) = Loss(result, y);
             loss = lossTensor.ToDouble();
@@ -78,7 +77,7 @@ internal sealed class StepLoop(TrainParams p, IVisionModel model, optim.Optimize
                 lossTensor.backward();
                 if (p.Clip.Value is { } value) nn.utils.clip_grad_value_(model.Module.parameters(), value);
                 if (p.Clip.Norm is { } norm) nn.utils.clip_grad_norm_(model.Module.parameters(), norm);
-                optimizer.step();
+                optimizer.Step(lr);
             }
             else if (++_nonFinite >= p.MaxNanSteps)
             {

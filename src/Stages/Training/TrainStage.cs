@@ -14,7 +14,7 @@ using static TorchSharp.torch;
 namespace Pipeline.Stages.Training;
 
 /// <summary>Trains one model (baseline, control or ConvRNN) on the shards of the stage it depends on.</summary>
-[Stage("train", StageQueues.Gpu, 1)]
+[Stage("train", StageQueues.Gpu, 2)]
 public sealed record TrainStage(TrainParams Params, StageContext Context) : IStageRequest;
 
 /// <summary>
@@ -88,7 +88,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         model.Module.to(device);
         model.Module.train();
         var specJson = JsonSerializer.SerializeToNode(spec, PipelineJson.Options)!;
-        using var optimizer = CreateOptimizer(model.Module);
+        using var optimizer = new TrainingOptimizer(p.Optimizer, model.Module.parameters());
 
         var stepsPerEpoch = BatchLoader.BatchesPerEpoch(manifest, ShardSplitName.Train, p.BatchSize, dropLast: true);
         if (stepsPerEpoch == 0)
@@ -202,17 +202,6 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.");
         }
         throw new StageInputException($"The first train shard '{manifest.ShardPath(manifest.Train.Shards[0])}' is empty; re-run the shard stage.");
-    }
-
-    private optim.Optimizer CreateOptimizer(nn.Module module)
-    {
-        var o = p.Optimizer;
-        return o.Kind switch
-        {
-            OptimizerKind.Adam => optim.Adam(module.parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay),
-            OptimizerKind.Adamw => optim.AdamW(module.parameters(), o.LearningRate, o.Beta1, o.Beta2, o.Eps, o.WeightDecay),
-            _ => optim.SGD(module.parameters(), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay, nesterov: o.Nesterov),
-        };
     }
 
     private static async Task<TrainingBatch?> NextBatchAsync(BatchLoader loader, CancellationToken ct)

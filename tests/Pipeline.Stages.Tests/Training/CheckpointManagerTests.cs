@@ -45,31 +45,31 @@ public sealed class CheckpointManagerTests : IDisposable
             ("fc", nn.Linear(4 * 6 * 6, 3)));
     }
 
-    private static OptimizerHelper Optimizer(string kind, nn.Module model) => kind switch
+    private static TrainingOptimizer Optimizer(string kind, nn.Module model) => kind switch
     {
-        "sgd" => optim.SGD(model.parameters(), learningRate: 0.05, momentum: 0.9, weight_decay: 1e-4, nesterov: true),
-        "adamw" => optim.AdamW(model.parameters(), lr: 0.01, weight_decay: 0.01),
+        "sgd" => new(new OptimizerParams { LearningRate = 0.05, Momentum = 0.9, WeightDecay = 1e-4, Nesterov = true }, model.parameters()),
+        "adamw" => new(new OptimizerParams { Kind = OptimizerKind.Adamw, LearningRate = 0.01, WeightDecay = 0.01 }, model.parameters()),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     /// <summary>Batches from the step number alone, so they do not depend on the torch RNG whose restore is under test.</summary>
-    private static float TrainStep(Sequential model, OptimizerHelper optimizer, long step)
+    private static float TrainStep(Sequential model, TrainingOptimizer optimizer, long step)
     {
         using var scope = torch.NewDisposeScope();
         model.train();
         var x = ((torch.arange(8 * 64, dtype: ScalarType.Float32) + step * 13) * 0.37).sin().reshape(8, 1, 8, 8);
         var y = (torch.arange(8, dtype: ScalarType.Int64) + step) % 3;
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         var loss = nn.functional.cross_entropy(model.forward(x), y);
         loss.backward();
-        optimizer.step();
+        optimizer.Step(0.05);
         return loss.ToSingle();
     }
 
-    private static byte[] OptimizerBytes(OptimizerHelper optimizer)
+    private static byte[] OptimizerBytes(TrainingOptimizer optimizer)
     {
         using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
+        optimizer.SaveAsync(buffer, CancellationToken.None).GetAwaiter().GetResult();
         return buffer.ToArray();
     }
 
@@ -109,10 +109,10 @@ public sealed class CheckpointManagerTests : IDisposable
         var marker = JsonNode.Parse(await File.ReadAllTextAsync(_store.FullPath(loaded.Folder + "checkpoint.json")))!;
         Assert.Equal(CheckpointManager.FormatVersion, marker["format_version"]!.GetValue<int>());
         Assert.Equal(2, marker["position"]!["batch_in_epoch"]!.GetValue<int>());
-        Assert.Equal(new[] { "model.safetensors", "model.safetensors.json", "optimizer.bin", "rng.bin" },
+        Assert.Equal(new[] { "model.safetensors", "model.safetensors.json", "optimizer.safetensors", "rng.bin" },
             marker["files"]!.AsObject().Select(kv => kv.Key).Order(StringComparer.Ordinal));
-        await using (var f = File.OpenRead(_store.FullPath(loaded.Folder + "optimizer.bin")))
-            Assert.Equal(await Sha256Stream.HashAsync(f), marker["files"]!["optimizer.bin"]!["sha256"]!.GetValue<string>());
+        await using (var f = File.OpenRead(_store.FullPath(loaded.Folder + "optimizer.safetensors")))
+            Assert.Equal(await Sha256Stream.HashAsync(f), marker["files"]!["optimizer.safetensors"]!["sha256"]!.GetValue<string>());
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_dir, "scratch")));
     }
 
@@ -176,7 +176,7 @@ public sealed class CheckpointManagerTests : IDisposable
 
     [Theory]
     [InlineData("model.safetensors")]
-    [InlineData("optimizer.bin")]
+    [InlineData("optimizer.safetensors")]
     public async Task A_corrupt_newest_checkpoint_falls_back_to_the_previous_with_a_warning(string file)
     {
         using var model = Tiny(seed: 1);
@@ -230,16 +230,16 @@ public sealed class CheckpointManagerTests : IDisposable
         // Same parameters (the optimizer state fits), but the target has batch-norm buffers the checkpoint lacks.
         torch.manual_seed(1);
         using var saved = nn.Sequential(("fc", nn.Linear(4, 3)));
-        using var savedOptimizer = optim.SGD(saved.parameters(), learningRate: 0.1, momentum: 0.9);
+        using var savedOptimizer = new TrainingOptimizer(new OptimizerParams { LearningRate = 0.1, Momentum = 0.9, Nesterov = false }, saved.parameters());
         using (var scope = torch.NewDisposeScope())
         {
             saved.forward(torch.ones(2, 4)).sum().backward();
-            savedOptimizer.step();
+            savedOptimizer.Step(0.1);
         }
         await Manager().SaveAsync(saved, savedOptimizer, Spec, new TrainingPosition(1, 0, 1), new JsonObject(), CancellationToken.None);
 
         using var target = nn.Sequential(("fc", nn.Linear(4, 3)), ("bn", nn.BatchNorm1d(3, affine: false)));
-        using var targetOptimizer = optim.SGD(target.parameters(), learningRate: 0.1, momentum: 0.9);
+        using var targetOptimizer = new TrainingOptimizer(new OptimizerParams { LearningRate = 0.1, Momentum = 0.9, Nesterov = false }, target.parameters());
         var before = Snapshot(target);
         var optimizerBefore = OptimizerBytes(targetOptimizer);
 
@@ -349,7 +349,7 @@ public sealed class CheckpointManagerTests : IDisposable
     {
         using var model = Tiny(seed: 1);
         using var optimizer = Optimizer("sgd", model);
-        var failing = new FailingStore(_store, failOn: "step-0000000002/optimizer.bin");
+        var failing = new FailingStore(_store, failOn: "step-0000000002/optimizer.safetensors");
         await Manager(store: failing).SaveAsync(model, optimizer, Spec, new TrainingPosition(1, 0, 1), new JsonObject(), CancellationToken.None);
         await Assert.ThrowsAsync<IOException>(() =>
             Manager(store: failing).SaveAsync(model, optimizer, Spec, new TrainingPosition(2, 0, 2), new JsonObject(), CancellationToken.None));

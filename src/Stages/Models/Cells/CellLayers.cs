@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -83,6 +84,6 @@ internal sealed class GroupedLayerNorm : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var blocks = x.reshape(x.shape[0], groups, -1);
         var normed = nn.functional.layer_norm(blocks, new[] { blocks.shape[2] }, null, null, 1e-5).view(x.shape);
-        return torch.addcmul(bias, normed, weight, 1).MoveToOuterDisposeScope();
+        return HeldScalars.AddProduct(bias, normed, weight).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models;
 using static TorchSharp.torch;
 
 namespace Pipeline.Stages.Models.Cells;
@@ -11,7 +12,7 @@ internal static class CellOutputs
     public static (Tensor Output, Tensor[] State) Emit(Tensor output, CellExtras extras, params Tensor[] state)
     {
         if (extras.FeedbackAtOutput is { } fb)
-            output = output + fb;
+            output = HeldScalars.Add(output, fb);
         output.MoveToOuterDisposeScope();
         foreach (var s in state)
             s.MoveToOuterDisposeScope();

@@ -70,12 +70,12 @@ public sealed class ConvLstmCell : RecurrentCell
         Tensor i = gates[0], f = gates[1], g = gates[2], o = gates[3];
         if (peephole_i is not null)
         {
-            i = torch.addcmul(i, c, peephole_i, 1);
-            f = torch.addcmul(f, c, peephole_f!, 1);
-            o = torch.addcmul(o, c, peephole_o!, 1);
+            i = HeldScalars.AddProduct(i, c, peephole_i);
+            f = HeldScalars.AddProduct(f, c, peephole_f!);
+            o = HeldScalars.AddProduct(o, c, peephole_o!);
         }
         // Standard LSTM: c' = σ(f + 1)∘c + σ(i)∘tanh(g); h' = tanh(c')∘σ(o)
-        var cNext = HeldScalars.Plus(f, ForgetBias).sigmoid() * c + i.sigmoid() * g.tanh();
+        var cNext = HeldScalars.Add(HeldScalars.Plus(f, ForgetBias).sigmoid() * c, i.sigmoid() * g.tanh());
         if (cell_norm is not null)
             cNext = cell_norm.call(cNext);
         var hNext = cNext.tanh() * o.sigmoid();

@@ -130,9 +130,9 @@ public sealed class ReciprocalGatedCell : RecurrentCell
         // CONVRNN.md cell: c_in = W_xc * x; τc = f_τ(W_cc * c); gc = f_g(W_hc * h);
         // c' = act_c((a_τ + k_τ·τc) ∘ c + (a_g + k_g·gc) ∘ c_in)
         var cIn = input_to_cell.call(x);
-        var cNext = nn.functional.elu(
-            Factor(spec.TauActivation.Apply(tauC), spec.ATau, spec.KTau) * c
-            + Factor(spec.GateActivation.Apply(gateC), spec.AGate, spec.KGate) * cIn, 1.0);
+        var cNext = HeldScalars.Elu(HeldScalars.Add(
+            Factor(spec.TauActivation.Apply(tauC), spec.ATau, spec.KTau) * c,
+            Factor(spec.GateActivation.Apply(gateC), spec.AGate, spec.KGate) * cIn));
 
         // CONVRNN.md output: h_in = W_xh * x (or x) [+ residual(res)] [+ feedback]; τh = f_τ(W_hh * h);
         // gh = f_g(W_ch * c [+ W_rh * res]); h' = act_h((a_τ + k_τ·τh) ∘ h + (a_g + k_g·gh) ∘ h_in).
@@ -141,14 +141,14 @@ public sealed class ReciprocalGatedCell : RecurrentCell
         // and output updates are parallel and all four recurrent convs above can run before either update.
         var hIn = input_to_out?.call(x) ?? x;
         if (spec.ResidualIntoOutput)
-            hIn = hIn + (residual_projection?.call(res!) ?? res!);
+            hIn = HeldScalars.Add(hIn, residual_projection?.call(res!) ?? res!);
         if (extras.FeedbackAtOutput is { } fb)
-            hIn = hIn + fb;
+            hIn = HeldScalars.Add(hIn, fb);
         if (residual_to_out_gate is not null)
-            gateH = gateH + residual_to_out_gate.call(res!);
-        var hNext = nn.functional.elu(
-            Factor(spec.TauActivation.Apply(tauH), spec.ATau, spec.KTau) * h
-            + Factor(spec.GateActivation.Apply(gateH), spec.AGate, spec.KGate) * hIn, 1.0);
+            gateH = HeldScalars.Add(gateH, residual_to_out_gate.call(res!));
+        var hNext = HeldScalars.Elu(HeldScalars.Add(
+            Factor(spec.TauActivation.Apply(tauH), spec.ATau, spec.KTau) * h,
+            Factor(spec.GateActivation.Apply(gateH), spec.AGate, spec.KGate) * hIn));
 
         hNext.MoveToOuterDisposeScope();
         cNext.MoveToOuterDisposeScope();
@@ -158,7 +158,7 @@ public sealed class ReciprocalGatedCell : RecurrentCell
     /// <summary>(a + k·f): a = 1, k = −1 gives 1 − f. With k = −1 it is one op, a − f (rsub), bit-identical to
     /// f·(−1) + a (negation is exact), which saves a full-size op and its backward per factor.</summary>
     private static Tensor Factor(Tensor f, double a, double k) =>
-        k == -1 ? HeldScalars.Minus(a, f) : HeldScalars.Plus(f.mul(HeldScalars.Of(k)), a);
+        k == -1 ? HeldScalars.Minus(a, f) : HeldScalars.Plus(HeldScalars.Times(f, k), a);
 
     /// <summary>Two same-kernel convs over one input as one conv with the weights stacked; split back by channels.</summary>
     private static (Tensor First, Tensor Second) FusedConv(Tensor input, Conv2d first, Conv2d second)

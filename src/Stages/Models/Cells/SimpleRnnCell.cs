@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public sealed class SimpleRnnCell : HiddenStateCell
         var pre = conv.call(torch.cat([x, state[0]], 1));
         if (layer_norm is not null)
             pre = layer_norm.call(pre);
-        var hNext = nn.functional.elu(pre, 1.0);
+        var hNext = HeldScalars.Elu(pre);
         return CellOutputs.Emit(hNext, extras, hNext);
     }
 }

@@ -1,3 +1,4 @@
+using Pipeline.Stages.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public sealed class TimeDecayCell : HiddenStateCell
         ArgumentNullException.ThrowIfNull(state);
         using var scope = NewDisposeScope();
         // CONVRNN.md TimeDecay: s' = d·s + x
-        var sNext = torch.addcmul(x, state[0], decay, 1);
+        var sNext = HeldScalars.AddProduct(x, state[0], decay);
         return CellOutputs.Emit(sNext, extras, sNext);
     }
 }
