@@ -60,13 +60,7 @@ public sealed record ShardParams : IStageParams, IExternalInputs
     public string? FingerprintExternalInputs()
     {
         if (Source is null || Source.Kind == ShardSourceKind.Synthetic) return null;
-        var root = Source.EffectivePath;
-        if (!Directory.Exists(root)) return $"missing:{root}";
-        var lines = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-            .Select(f => new FileInfo(f))
-            .Select(f => $"{System.IO.Path.GetRelativePath(root, f.FullName)}\t{f.Length}\t{f.LastWriteTimeUtc.Ticks}")
-            .Order(StringComparer.Ordinal);
-        return Artifacts.Sha256Stream.Hex(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', lines)));
+        return ExternalFiles.Fingerprint(Source.EffectivePath);
     }
 
     public IEnumerable<ValidationError> Validate()

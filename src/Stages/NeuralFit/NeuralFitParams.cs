@@ -106,25 +106,3 @@ public sealed record FeatureParams
         if (PcaImages is < 2 or > 100_000) yield return new("pca_images", $"must be between 2 and 100000; got {PcaImages}.");
     }
 }
-
-/// <summary>A text that changes when files outside the artifact store change: names, sizes and write times.</summary>
-internal static class ExternalFiles
-{
-    public static string Fingerprint(params string?[] paths)
-    {
-        var lines = new List<string>();
-        foreach (var path in paths.OfType<string>())
-        {
-            if (File.Exists(path)) lines.Add(Line(path, new FileInfo(path)));
-            else if (Directory.Exists(path))
-            {
-                lines.AddRange(Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Select(f => Line(System.IO.Path.GetRelativePath(path, f), new FileInfo(f))));
-            }
-            else lines.Add($"missing:{path}");
-        }
-        lines.Sort(StringComparer.Ordinal);
-        return Artifacts.Sha256Stream.Hex(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', lines)));
-    }
-
-    private static string Line(string name, FileInfo f) => $"{name}\t{f.Length}\t{f.LastWriteTimeUtc.Ticks}";
-}

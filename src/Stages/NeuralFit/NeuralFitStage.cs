@@ -272,7 +272,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var metrics = new JsonObject
         {
             ["model"] = spec.Name,
-            ["data"] = dataset.Source,
+            ["data"] = p.Path ?? dataLabel,
             ["stimuli"] = dataset.Assembly.StimulusIds.Count,
             ["sites"] = dataset.Assembly.Neuroids.Count,
             ["bins"] = rows.Select(r => r.BinStartMs).Distinct().Count(),
