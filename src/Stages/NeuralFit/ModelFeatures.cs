@@ -40,7 +40,8 @@ public static class ModelFeatures
     /// step-0 features for the whole presentation. <paramref name="progress"/> gets the images done so far.
     /// </summary>
     public static Dictionary<string, Tensor> Extract(IVisionModel model, IReadOnlyList<byte[]> images, IReadOnlyList<string> layers,
-        IReadOnlyList<int> steps, FeatureReduction reduction, int batchSize, Action<int>? progress = null, CancellationToken ct = default)
+        IReadOnlyList<int> steps, FeatureReduction reduction, int batchSize, Action<int>? progress = null, string? spillFolder = null,
+        CancellationToken ct = default)
     {
         var unknown = layers.Where(l => !model.LayerNames.Contains(l)).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"layer(s) {string.Join(", ", unknown)} are not in {model.Spec.Name}; its layers: {string.Join(", ", model.LayerNames)}");
@@ -68,7 +69,7 @@ public static class ModelFeatures
                     var reduced = reduction.Reduce(layer, output).to(float32).cpu();
                     if (!result.TryGetValue(layer, out var all))
                     {
-                        all = zeros(steps.Count, images.Count, reduced.shape[1], float32);
+                        all = Allocate([steps.Count, images.Count, reduced.shape[1]], spillFolder);
                         all.DetachFromDisposeScope();
                         result[layer] = all;
                     }
@@ -84,6 +85,22 @@ public static class ModelFeatures
             throw;
         }
         return result;
+    }
+
+    /// <summary>
+    /// Zeros of <paramref name="shape"/>, in memory or, with a folder, in a memory-mapped file there: HvM-sized features
+    /// (5,760 stimuli × 1,000 dims × 20 steps × 10 layers, 4.6 GB in float32) then live in the page cache, which the
+    /// kernel writes back and evicts under pressure, instead of in the worker's anonymous memory.
+    /// </summary>
+    private static Tensor Allocate(long[] shape, string? folder)
+    {
+        if (folder is null) return zeros(shape, float32);
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, $"{Guid.NewGuid():N}.f32");
+        var count = shape.Aggregate(1L, (a, b) => a * b);
+        using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) file.SetLength(count * sizeof(float)); // sparse: reads as zeros
+        using var flat = from_file(path, shared: true, size: count, dtype: float32);
+        return flat.view(shape);
     }
 }
 

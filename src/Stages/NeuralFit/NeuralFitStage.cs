@@ -69,7 +69,8 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         try
         {
             features = ModelFeatures.Extract(model, images, layers, steps, reduction, p.BatchSize,
-                done => context.Progress.Report(FeatureShare * done / images.Count, $"features {done}/{images.Count} stimuli"), ct);
+                done => context.Progress.Report(FeatureShare * done / images.Count, $"features {done}/{images.Count} stimuli"),
+                System.IO.Path.Combine(context.ScratchFolder, "features"), ct);
         }
         catch (ArgumentException e)
         {

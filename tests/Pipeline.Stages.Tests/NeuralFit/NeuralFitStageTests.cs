@@ -207,6 +207,15 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
         var bins = new[] { new FittedBin(8, 80, 90, 8), new FittedBin(12, 120, 130, 12) };
         using var pool = new PoolReduction(256);
         var features = ModelFeatures.Extract(model, [.. a.StimulusIds.Select(data.Images.ReadBytes)], ["conv3", "conv5"], [.. bins.Select(b => b.Step)], pool, 32);
+        // What the stage does: the same features in memory-mapped files (one per layer), bounded by the page cache.
+        var spillFolder = Path.Combine(folder, "spill");
+        var spilled = ModelFeatures.Extract(model, [.. a.StimulusIds.Select(data.Images.ReadBytes)], ["conv3", "conv5"], [.. bins.Select(b => b.Step)], pool, 32, spillFolder: spillFolder);
+        Assert.Equal(2, Directory.GetFiles(spillFolder).Length);
+        foreach (var (layer, mapped) in spilled)
+        {
+            Assert.True(mapped.allclose(features[layer], rtol: 0, atol: 0), layer);
+            mapped.Dispose();
+        }
         try
         {
             var options = new PredictivityOptions { Areas = ["V4", "IT"], Bins = bins, Layers = ["conv3", "conv5"] };
