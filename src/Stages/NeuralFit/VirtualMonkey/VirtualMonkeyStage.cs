@@ -40,11 +40,13 @@ public sealed record VirtualMonkeyParams : IStageParams
     /// <summary>libtorch compute threads; null = every core.</summary>
     public int? Threads { get; init; }
 
-    public VirtualMonkeyOptions ToOptions(string? modelPath) => new()
+    public VirtualMonkeyOptions ToOptions(string? modelPath) => ToOptions(Model ?? new ReferenceModelParams(), modelPath);
+
+    private VirtualMonkeyOptions ToOptions(ReferenceModelParams model, string? modelPath) => new()
     {
-        Preset = Model?.Preset ?? new ReferenceModelParams().Preset,
-        Width = Model?.Width ?? new ReferenceModelParams().Width,
-        ImageSize = Model?.ImageSize ?? new ReferenceModelParams().ImageSize,
+        Preset = model.Preset,
+        Width = model.Width,
+        ImageSize = model.ImageSize,
         ModelPath = modelPath,
         Areas = Areas,
         Stimuli = Stimuli,
