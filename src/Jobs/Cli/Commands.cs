@@ -39,7 +39,10 @@ public static class Commands
         }
         try
         {
-            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // No ProcessTerminationTimeout: System.CommandLine would end the process 2 s after SIGTERM/Ctrl-C, in the middle of
+            // a stage's hand-back (and of libtorch calls: exit 139). The host's console lifetime handles both signals
+            // instead and waits for the workers' grace period (Pipeline:ShutdownGracePeriod).
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (RunSpecException e)
         {
@@ -95,17 +98,20 @@ public static class Commands
         return cmd;
     }
 
+    /// <summary>Follows the run until it ends or Ctrl-C / SIGTERM stops the host (exit 1; the run stays resumable).</summary>
     private static async Task<int> FollowAsync(IHost host, long runId, bool json, CancellationToken ct)
     {
         var queries = host.Services.GetRequiredService<RunQueries>();
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
         RunDetail run;
         try
         {
-            run = await RunWaiter.WaitAsync(queries, runId, quiet: json, ct);
+            run = await RunWaiter.WaitAsync(queries, runId, quiet: json, stopping.Token);
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine($"Interrupted. Run {runId} is left as it is; resume it with a worker ('pipeline worker') or cancel it ('pipeline runs cancel {runId}').");
+            Console.Error.WriteLine($"Interrupted: running stages are handed back after checkpointing. Continue run {runId} with 'pipeline runs retry {runId} --wait' " +
+                                    $"(or the same 'run' command: finished stages come from the cache, training resumes from its checkpoint), or cancel it with 'pipeline runs cancel {runId}'.");
             return CliOutput.RunFailed;
         }
         if (json) CliOutput.Json(run);

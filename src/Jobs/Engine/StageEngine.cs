@@ -66,13 +66,21 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
         return promoted;
     }
 
+    /// <summary>The reason a manual retry records; automatic retries count their uses since the last one.</summary>
+    public const string RetryRequested = "retry requested";
+
     /// <summary>Creates the Hangfire job of a Queued stage and records its id (also used by the reconciler for lost jobs).</summary>
-    public async Task EnqueueAsync(long stageId, CancellationToken ct = default)
+    public Task EnqueueAsync(long stageId, CancellationToken ct = default) => EnqueueAsync(stageId, null, ct);
+
+    /// <summary>As <see cref="EnqueueAsync(long, CancellationToken)"/>, the job starting after <paramref name="delay"/>.</summary>
+    public async Task EnqueueAsync(long stageId, TimeSpan? delay, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stage = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == stageId, ct);
         if (stage.Status != StageStatus.Queued) return;
-        var jobId = jobs.Enqueue<StageJob>(stage.Queue, j => j.RunAsync(stage.Id, stage.Attempt, CancellationToken.None));
+        var jobId = delay is { } wait && wait > TimeSpan.Zero
+            ? jobs.Schedule<StageJob>(stage.Queue, j => j.RunAsync(stage.Id, stage.Attempt, CancellationToken.None), wait)
+            : jobs.Enqueue<StageJob>(stage.Queue, j => j.RunAsync(stage.Id, stage.Attempt, CancellationToken.None));
         await db.Stages.Where(s => s.Id == stageId && s.Attempt == stage.Attempt && s.Status == StageStatus.Queued)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, jobId), ct);
         log.LogInformation("Stage {StageId} ({StageName}, attempt {Attempt}) enqueued on '{Queue}' as job {JobId}", stage.Id, stage.Name, stage.Attempt, stage.Queue, jobId);
@@ -88,7 +96,7 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
         {
             throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; only Failed or Cancelled stages can be retried.");
         }
-        await TryTransitionAsync(db, stageId, stage.Attempt, stage.Status, StageStatus.Pending, "retry requested",
+        await TryTransitionAsync(db, stageId, stage.Attempt, stage.Status, StageStatus.Pending, RetryRequested,
             s => s.SetProperty(x => x.Attempt, x => x.Attempt + 1).SetProperty(x => x.Error, (string?)null)
                   .SetProperty(x => x.CancelRequested, false).SetProperty(x => x.Progress, 0).SetProperty(x => x.FinishedAt, (DateTime?)null), ct: ct);
         foreach (var d in await DependentsAsync(db, stageId, ct))

@@ -47,7 +47,8 @@ public sealed class StageHeartbeat(IDbContextFactory<RunStoreContext> dbs, long 
         var rows = await db.Stages.Where(s => s.Id == stageId && s.Attempt == attempt && s.Status == StageStatus.Running)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.HeartbeatAt, DateTime.UtcNow).SetProperty(x => x.Progress, fraction)
                 .SetProperty(x => x.ProgressMessage, message), ct);
-        if (metrics.Count > 0)
+        // A replaced attempt records nothing: its metrics are dropped with it.
+        if (rows == 1 && metrics.Count > 0)
         {
             db.MetricPoints.AddRange(metrics);
             await db.SaveChangesAsync(ct);

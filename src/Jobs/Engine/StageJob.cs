@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Hangfire;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Hosting;
@@ -14,9 +15,11 @@ using Pipeline.Stages.Execution;
 namespace Pipeline.Jobs.Engine;
 
 /// <summary>
-/// The Hangfire job that runs one attempt of one stage: claim it, compute its content key, reuse a cached result or
-/// send the stage request through the mediator while heartbeating, then record the outcome and release dependents.
-/// A delivery whose stage is no longer Queued at that attempt (duplicate, stale, cancelled) does nothing.
+/// The Hangfire job that runs one attempt of one stage: claim it, compute its content key, wait for a twin computing
+/// the same key, reuse a cached result or send the stage request through the mediator while heartbeating, then record
+/// the outcome and release dependents. A delivery whose stage is no longer Queued at that attempt (duplicate, stale,
+/// cancelled) does nothing. The attempt writes only through its <see cref="StageFence"/>; a stopping worker hands the
+/// stage back (same attempt) after a grace period, whatever the handler is doing.
 /// </summary>
 public sealed class StageJob(
     IDbContextFactory<RunStoreContext> dbs,
@@ -24,6 +27,8 @@ public sealed class StageJob(
     IArtifactStore store,
     IMediator mediator,
     IOptions<PipelineOptions> options,
+    PipelineMode mode,
+    IHostApplicationLifetime lifetime,
     ILoggerFactory loggers)
 {
     private readonly ILogger _log = loggers.CreateLogger<StageJob>();
@@ -48,19 +53,29 @@ public sealed class StageJob(
             stage = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == stageId, cancellationToken);
         }
 
-        var kind = StageCatalog.Get(stage.Kind);
-        var parameters = kind.DeserializeParams(JsonDocument.Parse(stage.ParamsJson).RootElement);
-        var inputs = await LoadInputsAsync(stageId, cancellationToken);
-        var key = ContentKeys.Compute(kind.Kind, kind.Version, stage.ParamsJson, inputs, (parameters as IExternalInputs)?.FingerprintExternalInputs());
-        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        StageKind kind;
+        IStageParams parameters;
+        IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> inputs;
+        string key;
+        try
         {
-            await db.Stages.Where(s => s.Id == stageId).ExecuteUpdateAsync(s => s.SetProperty(x => x.ContentKey, key), cancellationToken);
+            kind = StageCatalog.Get(stage.Kind);
+            parameters = kind.DeserializeParams(JsonDocument.Parse(stage.ParamsJson).RootElement);
+            inputs = await LoadInputsAsync(stageId, cancellationToken);
+            key = ContentKeys.Compute(kind.Kind, kind.Version, stage.ParamsJson, inputs, (parameters as IExternalInputs)?.FingerprintExternalInputs());
+            if (await DeferToTwinAsync(stage, key, cancellationToken)) return;
+            if (await TryReuseCachedAsync(stage, key, cancellationToken)) return;
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            await HandBackAsync(stage, worker);
+            throw;
         }
 
-        if (await TryReuseCachedAsync(stage, key, cancellationToken)) return;
-
+        var fence = new StageFence(dbs, stageId, attempt);
         var heartbeat = new StageHeartbeat(dbs, stageId, attempt);
-        var scratch = Path.Combine(Path.GetFullPath(options.Value.DataFolder), "scratch", $"{stageId}-{attempt}");
+        // Attempt-scoped, and unique per delivery: a replaced attempt never shares local files with its successor.
+        var scratch = Path.Combine(mode.DataFolder, "scratch", $"{stageId}-{attempt}-{Guid.NewGuid():N}"[..32]);
         Directory.CreateDirectory(scratch);
         var context = new StageContext
         {
@@ -68,62 +83,200 @@ public sealed class StageJob(
             StageId = stageId,
             StageName = stage.Name,
             Attempt = attempt,
-            Store = store,
+            Store = new FencedArtifactStore(store, fence),
             OutputFolder = ArtifactPaths.StageFolder(stage.RunId, stage.Kind, key),
+            StateFolder = ArtifactPaths.StateFolder(stage.Kind, key),
             Inputs = inputs,
             Progress = heartbeat,
             Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType.Name}"),
             ScratchFolder = scratch,
         };
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
         var beating = BeatUntilDoneAsync(heartbeat, stop, stageId);
+        var outcome = await RunWithinGraceAsync(mediator.Send(kind.CreateRequest(parameters, context), stop.Token).AsTask(), stop, stage, fence);
+        await stop.CancelAsync();
+        var (stillOurs, cancelRequested) = await beating;
         try
         {
-            var result = await mediator.Send(kind.CreateRequest(parameters, context), stop.Token);
-            await stop.CancelAsync();
-            var (stillOurs, _) = await beating;
-            if (!stillOurs) throw new OperationCanceledException("the stage was taken over after a lost heartbeat");
-            await SucceedAsync(stage, attempt, result, cancellationToken);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || stop.IsCancellationRequested)
-        {
-            await stop.CancelAsync();
-            var (stillOurs, cancelRequested) = await beating;
-            await DeleteOutputsAsync(context);
-            if (!stillOurs)
-            {
-                _log.LogWarning("Stage {StageId} attempt {Attempt} was taken over by another worker; this attempt's outputs were discarded", stageId, attempt);
-                return;
-            }
-            if (e is OperationCanceledException && cancelRequested)
-            {
-                await FinishAsync(stage, attempt, StageStatus.Cancelled, "cancelled on request", null, cancellationToken: CancellationToken.None);
-                return;
-            }
-            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
-            {
-                // The worker is shutting down (SIGTERM, eviction): hand the stage back so this job's re-delivery resumes it.
-                await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
-                await StageEngine.TryTransitionAsync(db, stageId, attempt, StageStatus.Running, StageStatus.Queued, $"worker {worker} shut down",
-                    s => s.SetProperty(x => x.Worker, (string?)null), ct: CancellationToken.None);
-                throw;
-            }
-            var message = e is StageInputException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-            _log.LogError(e, "Stage {StageId} ({StageName}) attempt {Attempt} failed", stageId, stage.Name, attempt);
-            await FinishAsync(stage, attempt, StageStatus.Failed, "failed", message, CancellationToken.None);
-            throw new StageFailedException($"Stage {stage.Name} (id {stageId}) failed: {message}", e);
+            await RecordOutcomeAsync(stage, attempt, context, fence, outcome, stillOurs, cancelRequested, worker);
         }
         finally
         {
-            try
+            if (!outcome.TimedOut) DeleteScratch(scratch); // a timed-out stage may still be using it; the next start cleans up
+        }
+    }
+
+    /// <summary>What became of the handler: its result, its exception, or neither because it outlived the grace period.</summary>
+    private sealed record Outcome(StageResult? Result, Exception? Error, bool TimedOut);
+
+    /// <summary>
+    /// Awaits the handler. When the worker starts stopping, the handler's token fires (checkpoint and return) and it gets
+    /// <see cref="PipelineOptions.ShutdownGracePeriod"/>; a handler still busy after that (inside one long native call,
+    /// which no token can interrupt) is left behind with its fence revoked, so it can no longer write anything.
+    /// </summary>
+    private async Task<Outcome> RunWithinGraceAsync(Task<StageResult> work, CancellationTokenSource stop, Stage stage, StageFence fence)
+    {
+        var stopping = new TaskCompletionSource();
+        await using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
+        {
+            if (await Task.WhenAny(work, stopping.Task) != work)
             {
-                Directory.Delete(scratch, recursive: true);
+                var grace = options.Value.ShutdownGracePeriod;
+                _log.LogWarning("Worker stopping: stage {StageId} ({StageName}) has {Grace} to checkpoint and hand back", stage.Id, stage.Name, grace);
+                await stop.CancelAsync();
+                if (await Task.WhenAny(work, Task.Delay(grace, CancellationToken.None)) != work)
+                {
+                    fence.Revoke("the worker stopped and the stage did not return within the shutdown grace period");
+                    _log.LogWarning("Stage {StageId} ({StageName}) did not return within {Grace}; handing it back without waiting", stage.Id, stage.Name, grace);
+                    _ = work.ContinueWith(t => t.Exception, TaskScheduler.Default); // observed: it ends in a process that is exiting
+                    return new Outcome(null, null, TimedOut: true);
+                }
             }
-            catch (IOException)
-            {
-                // Scratch space is best-effort clean-up; a leftover folder is harmless and reported nowhere.
-            }
+        }
+        try
+        {
+            return new Outcome(await work, null, false);
+        }
+        catch (Exception e)
+        {
+            return new Outcome(null, e, false);
+        }
+    }
+
+    private async Task RecordOutcomeAsync(Stage stage, int attempt, StageContext context, StageFence fence, Outcome outcome,
+        bool stillOurs, bool cancelRequested, string worker)
+    {
+        if (!stillOurs)
+        {
+            // Replaced (lost heartbeat, then re-queued as a new attempt): whatever this attempt wrote is not ours to clean up.
+            fence.Revoke("taken over by a newer attempt");
+            _log.LogWarning("Stage {StageId} attempt {Attempt} was taken over by a newer attempt; this attempt stops and records nothing", stage.Id, attempt);
+            return;
+        }
+        if (outcome.Result is { } result)
+        {
+            await SucceedAsync(stage, attempt, result, CancellationToken.None);
+            return;
+        }
+        var e = outcome.Error;
+        if (cancelRequested && (e is OperationCanceledException || outcome.TimedOut))
+        {
+            await DeleteOutputsAsync(context);
+            await FinishAsync(stage, attempt, StageStatus.Cancelled, "cancelled on request", null, CancellationToken.None);
+            return;
+        }
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // The worker is stopping (SIGTERM, eviction, Ctrl-C): whatever the handler threw as the process wound down
+            // (libtorch fails calls once shutdown begins), the stage is handed back, not failed; its checkpoint survives.
+            if (!outcome.TimedOut) await DeleteOutputsAsync(context);
+            await HandBackAsync(stage, worker, outcome.TimedOut ? "did not return within the shutdown grace period" : null);
+            throw new OperationCanceledException($"Stage {stage.Id} handed back: worker {worker} is stopping");
+        }
+        e ??= new InvalidOperationException("the stage neither returned nor failed");
+        await DeleteOutputsAsync(context);
+        if (StoreOutage.IsUnreachable(e) && await RetryAfterStoreOutageAsync(stage, attempt, e)) return;
+        var message = e is StageInputException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+        if (StoreOutage.IsUnreachable(e))
+        {
+            message = $"The artifact store was unreachable ({StoreOutage.Describe(e)}) after {options.Value.StoreOutageRetries} automatic retries. " +
+                      $"Check ConnectionStrings:Blobs and the storage account's network access, then 'pipeline stages retry {stage.Id}'.";
+        }
+        _log.LogError(e, "Stage {StageId} ({StageName}) attempt {Attempt} failed", stage.Id, stage.Name, attempt);
+        await FinishAsync(stage, attempt, StageStatus.Failed, "failed", message, CancellationToken.None);
+        throw new StageFailedException($"Stage {stage.Name} (id {stage.Id}) failed: {message}", e);
+    }
+
+    /// <summary>Running → Queued at the same attempt, so this job's re-delivery (or the reconciler) resumes it elsewhere.</summary>
+    private async Task HandBackAsync(Stage stage, string worker, string? detail = null)
+    {
+        await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
+        var handedBack = await StageEngine.TryTransitionAsync(db, stage.Id, stage.Attempt, StageStatus.Running, StageStatus.Queued,
+            detail is null ? $"worker {worker} shut down" : $"worker {worker} shut down; the stage {detail}",
+            s => s.SetProperty(x => x.Worker, (string?)null).SetProperty(x => x.QueuedAt, DateTime.UtcNow), ct: CancellationToken.None);
+        if (handedBack) _log.LogInformation("Stage {StageId} ({StageName}) handed back: worker {Worker} is stopping", stage.Id, stage.Name, worker);
+    }
+
+    /// <summary>
+    /// An artifact-store outage is not the stage's fault: the stage goes back to the queue as a new attempt after
+    /// <see cref="PipelineOptions.StoreOutageRetryDelay"/>, at most <see cref="PipelineOptions.StoreOutageRetries"/>
+    /// times since the last manual retry. Returns false when the retries are used up.
+    /// </summary>
+    private async Task<bool> RetryAfterStoreOutageAsync(Stage stage, int attempt, Exception e)
+    {
+        await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
+        var history = await db.StageTransitions.Where(t => t.StageId == stage.Id).OrderBy(t => t.Id).Select(t => t.Reason).ToListAsync();
+        var sinceManualRetry = history.Skip(history.FindLastIndex(r => r == StageEngine.RetryRequested) + 1);
+        var used = sinceManualRetry.Count(r => r.StartsWith(StoreOutage.ReasonPrefix, StringComparison.Ordinal));
+        if (used >= options.Value.StoreOutageRetries) return false;
+        var delay = options.Value.StoreOutageRetryDelay;
+        var reason = $"{StoreOutage.ReasonPrefix} ({StoreOutage.Describe(e)}); automatic retry {used + 1} of {options.Value.StoreOutageRetries} in {delay.TotalSeconds:F0} s";
+        if (!await StageEngine.TryTransitionAsync(db, stage.Id, attempt, StageStatus.Running, StageStatus.Queued, reason,
+                s => s.SetProperty(x => x.Attempt, x => x.Attempt + 1).SetProperty(x => x.Worker, (string?)null)
+                      .SetProperty(x => x.JobId, (string?)null).SetProperty(x => x.QueuedAt, DateTime.UtcNow), ct: CancellationToken.None))
+        {
+            return true; // no longer ours to decide
+        }
+        _log.LogWarning("Stage {StageId} ({StageName}): {Reason}", stage.Id, stage.Name, reason);
+        await engine.EnqueueAsync(stage.Id, delay, CancellationToken.None);
+        return true;
+    }
+
+    /// <summary>
+    /// One attempt per content key at a time: a stage whose twin (same kind, params and inputs, in this or another run)
+    /// is running now waits for it instead of computing the same thing into the same resumable state; when it starts
+    /// again it finds the twin's result in the cache, or, if the twin failed, resumes from its checkpoints.
+    /// </summary>
+    private async Task<bool> DeferToTwinAsync(Stage stage, string key, CancellationToken ct)
+    {
+        var fresh = DateTime.UtcNow - options.Value.HeartbeatTimeout;
+        Stage? twin;
+        await ContentKeyClaims.WaitAsync(ct);
+        try
+        {
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await RunStoreLocks.LockAsync(db, key, ct);
+            var running = db.Stages.AsNoTracking().Where(s => s.ContentKey == key && s.Id != stage.Id && s.Status == StageStatus.Running && s.HeartbeatAt > fresh);
+            // The embedded store serves one process: a twin recorded as running by another process died with it.
+            if (mode.EmbeddedDatabase) running = running.Where(s => s.Worker == options.Value.ResolvedWorkerName);
+            twin = await running.OrderBy(s => s.Id).FirstOrDefaultAsync(ct);
+            await db.Stages.Where(s => s.Id == stage.Id).ExecuteUpdateAsync(s => s.SetProperty(x => x.ContentKey, key), ct);
+            await tx.CommitAsync(ct);
+        }
+        finally
+        {
+            ContentKeyClaims.Release();
+        }
+        if (twin is null) return false;
+
+        var delay = options.Value.ReconcileInterval * 2;
+        await using var update = await dbs.CreateDbContextAsync(ct);
+        if (await StageEngine.TryTransitionAsync(update, stage.Id, stage.Attempt, StageStatus.Running, StageStatus.Queued,
+                $"waiting for stage {twin.Id} of run {twin.RunId}, which computes the same content key",
+                s => s.SetProperty(x => x.Worker, (string?)null).SetProperty(x => x.QueuedAt, DateTime.UtcNow), ct: ct))
+        {
+            _log.LogInformation("Stage {StageId} ({StageName}) waits for stage {TwinId} of run {TwinRunId} (same content key); next look in {Delay}",
+                stage.Id, stage.Name, twin.Id, twin.RunId, delay);
+            await engine.EnqueueAsync(stage.Id, delay, ct);
+        }
+        return true;
+    }
+
+    // Within one process (embedded SQLite, several worker threads) the claim is serialised here; across processes by the
+    // PostgreSQL advisory lock in RunStoreLocks.
+    private static readonly SemaphoreSlim ContentKeyClaims = new(1, 1);
+
+    private void DeleteScratch(string scratch)
+    {
+        try
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        catch (IOException e)
+        {
+            _log.LogDebug(e, "Scratch folder {Scratch} was not removed", scratch);
         }
     }
 
@@ -254,14 +407,21 @@ public sealed class StageJob(
         await engine.RefreshRunStatusAsync(stage.RunId, cancellationToken);
     }
 
-    /// <summary>A failed or cancelled attempt leaves nothing behind in the store.</summary>
+    /// <summary>
+    /// A failed or cancelled attempt leaves nothing behind in the store. Deletes go through the attempt's fenced store,
+    /// so an attempt that lost the stage meanwhile deletes nothing its successor wrote.
+    /// </summary>
     private async Task DeleteOutputsAsync(StageContext context)
     {
         foreach (var a in context.Outputs)
         {
             try
             {
-                await store.DeleteAsync(a.Path, CancellationToken.None);
+                await context.Store.DeleteAsync(a.Path, CancellationToken.None);
+            }
+            catch (StaleAttemptException)
+            {
+                return;
             }
             catch (Exception e) when (e is IOException or Azure.RequestFailedException)
             {

@@ -6,6 +6,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
@@ -24,7 +25,7 @@ public static class JobsServiceCollectionExtensions
     public static IServiceCollection AddPipelineJobs(this IServiceCollection services, IConfiguration config)
     {
         services.AddOptions<PipelineOptions>().Bind(config.GetSection(PipelineOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
-        var dataFolder = Path.GetFullPath(config[$"{PipelineOptions.Section}:{nameof(PipelineOptions.DataFolder)}"] ?? ".pipeline");
+        var dataFolder = PipelineOptions.ResolveDataFolder(config[$"{PipelineOptions.Section}:{nameof(PipelineOptions.DataFolder)}"]);
         var postgres = config.GetConnectionString("Postgres");
         var blobs = config.GetConnectionString("Blobs");
         var mode = new PipelineMode(postgres is null, blobs is null, dataFolder);
@@ -48,9 +49,15 @@ public static class JobsServiceCollectionExtensions
                 : new Artifacts.AzureBlobArtifactStore(blobs, options.BlobContainer);
         });
 
-        services.AddSingleton<JobStorage>(_ => postgres is null
-            ? new InMemoryStorage(new InMemoryStorageOptions())
-            : new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, HangfirePostgresOptions), HangfirePostgresOptions));
+        services.AddSingleton<JobStorage>(sp =>
+        {
+            if (postgres is null) return new InMemoryStorage(new InMemoryStorageOptions());
+            // Resolved while the host builds its hosted services, before any of them starts: the wait for a database
+            // that is still coming up happens here, once (Hangfire's storage prepares its schema when it is created).
+            var stopping = sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            StartupWait.PostgresAsync(postgres, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StartupWait)), stopping).GetAwaiter().GetResult();
+            return new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, HangfirePostgresOptions), HangfirePostgresOptions);
+        });
         services.AddHangfire((sp, cfg) => cfg
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
@@ -66,7 +73,7 @@ public static class JobsServiceCollectionExtensions
         services.AddScoped<StageJob>();
         services.AddSingleton<RunQueries>();
         services.AddSingleton<RunSpecs.RunLauncher>();
-        services.AddHostedService<RunStoreInitializer>();
+        services.AddHostedService<StartupChecks>();
         return services;
     }
 
@@ -79,11 +86,14 @@ public static class JobsServiceCollectionExtensions
             o.Queues = options.Queues;
             o.WorkerCount = options.WorkerCount;
             o.ServerName = options.ResolvedWorkerName;
-            o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            // Past the stages' grace period: StageJob hands a stage back itself when the grace period ends.
+            o.ShutdownTimeout = options.ShutdownGracePeriod + TimeSpan.FromSeconds(10);
             o.SchedulePollingInterval = TimeSpan.FromSeconds(5);
         });
         services.AddHostedService<Reconciler>();
         services.AddSingleton(sp => sp.GetServices<IHostedService>().OfType<Reconciler>().Single());
+        services.AddOptions<HostOptions>().Configure<IOptions<PipelineOptions>>((host, pipeline) =>
+            host.ShutdownTimeout = pipeline.Value.ShutdownGracePeriod + TimeSpan.FromSeconds(20));
         return services;
     }
 
@@ -99,15 +109,3 @@ public static class JobsServiceCollectionExtensions
 
 /// <summary>Which adapters this process uses.</summary>
 public sealed record PipelineMode(bool EmbeddedDatabase, bool LocalArtifacts, string DataFolder);
-
-/// <summary>Creates or checks the run store's schema before anything else starts.</summary>
-public sealed class RunStoreInitializer(IDbContextFactory<RunStoreContext> dbs) : IHostedService
-{
-    public async Task StartAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        await RunStoreSchema.EnsureAsync(db, cancellationToken);
-    }
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-}

@@ -13,8 +13,30 @@ public sealed class PipelineOptions : IValidatableObject
 {
     public const string Section = "Pipeline";
 
-    /// <summary>Embedded-mode home: pipeline.db, artifacts/, cache/.</summary>
-    [Required] public string DataFolder { get; set; } = ".pipeline";
+    /// <summary>
+    /// Embedded-mode home (pipeline.db, artifacts/) and every process's scratch space. Default: <c>.pipeline</c> in the
+    /// repository the process runs from (found upwards from the current folder, then from the executable), so the CLI
+    /// and the web host share one wherever each is started; outside a checkout, <c>~/.local/share/convrnn-pipeline</c>.
+    /// Use <see cref="PipelineMode.DataFolder"/> for the resolved path.
+    /// </summary>
+    public string? DataFolder { get; set; }
+
+    /// <summary>The data folder this configuration names (see <see cref="DataFolder"/>), as a full path.</summary>
+    public static string ResolveDataFolder(string? configured)
+    {
+        if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "Pipeline.sln"))) return Path.Combine(dir.FullName, ".pipeline");
+            }
+        }
+        var data = Environment.GetEnvironmentVariable("XDG_DATA_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        return Path.Combine(data, "convrnn-pipeline");
+    }
 
     /// <summary>Blob container for artifacts (Azure mode).</summary>
     [RegularExpression("^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$", ErrorMessage = "Pipeline:BlobContainer must be 3-63 lower-case letters, digits or '-' (an Azure container name).")]
@@ -32,6 +54,19 @@ public sealed class PipelineOptions : IValidatableObject
     /// <summary>How often the reconciler looks for lost jobs and stalled stages.</summary>
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long a stopping worker (SIGTERM, Ctrl-C, spot eviction) gives each running stage to checkpoint and return.
+    /// A stage still busy after it (e.g. inside one long native call) is recorded as handed back, never as failed.
+    /// Azure's spot eviction notice is at least 30 s.
+    /// </summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many times a stage that failed because the artifact store was unreachable is retried by itself.</summary>
+    [Range(0, 100, ErrorMessage = "Pipeline:StoreOutageRetries must be between 0 and 100.")] public int StoreOutageRetries { get; set; } = 3;
+
+    /// <summary>The wait before each of those automatic retries.</summary>
+    public TimeSpan StoreOutageRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Queues this process's workers take jobs from.</summary>
     public string[] Queues { get; set; } = [.. StageQueues.All];
 
@@ -46,6 +81,8 @@ public sealed class PipelineOptions : IValidatableObject
     {
         if (HeartbeatInterval <= TimeSpan.Zero) yield return new("Pipeline:HeartbeatInterval must be positive, e.g. 00:00:05.", [nameof(HeartbeatInterval)]);
         if (HeartbeatTimeout < HeartbeatInterval * 2) yield return new("Pipeline:HeartbeatTimeout must be at least twice Pipeline:HeartbeatInterval.", [nameof(HeartbeatTimeout)]);
+        if (ShutdownGracePeriod < TimeSpan.Zero || ShutdownGracePeriod > TimeSpan.FromHours(1)) yield return new("Pipeline:ShutdownGracePeriod must be between 00:00:00 and 01:00:00, e.g. 00:00:30.", [nameof(ShutdownGracePeriod)]);
+        if (StoreOutageRetryDelay < TimeSpan.Zero) yield return new("Pipeline:StoreOutageRetryDelay must not be negative, e.g. 00:00:30.", [nameof(StoreOutageRetryDelay)]);
         if (ReconcileInterval <= TimeSpan.Zero) yield return new("Pipeline:ReconcileInterval must be positive, e.g. 00:00:15.", [nameof(ReconcileInterval)]);
         foreach (var q in Queues.Where(q => !StageQueues.All.Contains(q)))
         {

@@ -1,10 +1,15 @@
 namespace Pipeline.Stages.Artifacts;
 
-/// <summary>The one artifact layout (DESIGN.md): <c>runs/{runId}/{stageKind}-{stageKey8}/{file}</c>.</summary>
+/// <summary>
+/// The one artifact layout (DESIGN.md): outputs in <c>runs/{runId}/{stageKind}-{stageKey8}/{file}</c>; resumable state
+/// (checkpoints) in <c>state/{stageKind}-{stageKey16}/</c>, shared by every run of the same stage.
+/// </summary>
 public static class ArtifactPaths
 {
     public static string StageFolder(long runId, string stageKind, string contentKey) =>
         $"runs/{runId}/{stageKind}-{contentKey[..8]}/";
+
+    public static string StateFolder(string stageKind, string contentKey) => $"state/{stageKind}-{contentKey[..16]}/";
 
     /// <summary>Validates a store-relative path: no rooting, no '..', no backslashes, no empty segments.</summary>
     public static string Check(string path)

@@ -65,6 +65,7 @@ public static class ShardBenchmark
                 Attempt = 1,
                 Store = new FileSystemArtifactStore(Path.Combine(runFolder, "store")),
                 OutputFolder = "bench/",
+                StateFolder = "bench-state/",
                 Inputs = new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
                 Progress = NullProgress.Instance,
                 Logger = NullLogger.Instance,

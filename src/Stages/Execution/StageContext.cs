@@ -20,6 +20,13 @@ public sealed class StageContext
     /// <summary>Store-relative folder the stage's outputs go to, ending in '/'.</summary>
     public required string OutputFolder { get; init; }
 
+    /// <summary>
+    /// Store-relative folder, ending in '/', for state a later attempt may resume from (training checkpoints). It is
+    /// keyed by the stage's content key, not by run: any run of the same stage (same kind, params and inputs) resumes
+    /// from it. The engine lets one attempt per content key run at a time, so it has a single writer.
+    /// </summary>
+    public required string StateFolder { get; init; }
+
     public required IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> Inputs { get; init; }
     public required IStageProgress Progress { get; init; }
     public required ILogger Logger { get; init; }

@@ -308,6 +308,16 @@ public sealed class CheckpointManager
             await DeleteFolderAsync(interrupted, ct);
     }
 
+    /// <summary>Keeps only the newest <paramref name="keep"/> complete checkpoints (0: none), e.g. once the model is written.</summary>
+    public async Task PruneToAsync(int keep, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(keep);
+        var folders = await ScanAsync(ct);
+        var kept = folders.Where(f => f.HasMarker).OrderByDescending(f => f.Step).Take(keep).ToHashSet();
+        foreach (var folder in folders.Where(f => !kept.Contains(f)))
+            await DeleteFolderAsync(folder, ct);
+    }
+
     private async Task DeleteFolderAsync(CheckpointFolder folder, CancellationToken ct)
     {
         // The marker first: a half-deleted folder is then incomplete, never intact.

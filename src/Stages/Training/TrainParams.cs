@@ -250,14 +250,18 @@ public sealed record CheckpointParams
     /// <summary>Also checkpoint every this many steps (tests, very slow steps); null = by time only.</summary>
     public long? EverySteps { get; init; }
 
-    /// <summary>How many checkpoints to keep (the newest).</summary>
+    /// <summary>How many checkpoints to keep (the newest) while training.</summary>
     public int Keep { get; init; } = 3;
+
+    /// <summary>How many to keep once the stage has written its model: none by default (the model is the result).</summary>
+    public int KeepFinal { get; init; }
 
     public IEnumerable<ValidationError> Validate()
     {
         if (!(EveryMinutes > 0 && EveryMinutes <= 24 * 60)) yield return new("every_minutes", $"must be in (0, 1440]; got {EveryMinutes}.");
         if (EverySteps is < 1) yield return new("every_steps", $"must be at least 1 (or null); got {EverySteps}.");
         if (Keep is < 1 or > 100) yield return new("keep", $"must be between 1 and 100; got {Keep}. Keep at least 2 so a corrupt newest checkpoint has a fallback.");
+        if (KeepFinal < 0 || KeepFinal > Keep) yield return new("keep_final", $"must be between 0 and keep ({Keep}); got {KeepFinal}.");
     }
 
     [JsonIgnore]

@@ -101,7 +101,8 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         if (normalization.Mean.Count != manifest.Image.Channels)
             throw new StageInputException($"mean/std have {normalization.Mean.Count} values but the shards' images have {manifest.Image.Channels} channel(s); give one per channel.");
 
-        var checkpoints = new CheckpointManager(context.Store, context.OutputFolder + TrainHandler.CheckpointFolder,
+        // Keyed by content key (StateFolder): a new run of the same stage after a crash resumes here too.
+        var checkpoints = new CheckpointManager(context.Store, context.StateFolder + TrainHandler.CheckpointFolder,
             Path.Combine(context.ScratchFolder, "checkpoints"), p.Checkpoint.Keep, _log);
         var position = new TrainingPosition(0, 0, 0);
         var resumedFrom = (long?)null;
@@ -181,7 +182,9 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
 
         lastEval ??= await EvaluateAsync(model, reader, loaderOptions, position, position.Epoch, ct);
-        return await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
+        var result = await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
+        await checkpoints.PruneToAsync(p.Checkpoint.KeepFinal, ct);
+        return result;
     }
 
     /// <summary>Synthetic and Fashion-MNIST images all have one size: the first image's short side is the size.</summary>

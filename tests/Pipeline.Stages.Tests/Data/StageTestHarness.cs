@@ -26,11 +26,12 @@ public sealed class StageTestHarness : IDisposable
         return path;
     }
 
-    /// <param name="outputFolder">Reuse another context's folder to play a later attempt of the same stage.</param>
+    /// <param name="outputFolder">Reuse another context's folder (and with it its resumable state) to play a later attempt of the same stage.</param>
     public StageContext NewContext(IStageProgress? progress = null, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>? inputs = null,
         string? outputFolder = null, string stageName = "shard")
     {
         var n = Interlocked.Increment(ref _stages);
+        var folder = outputFolder ?? $"runs/1/{stageName}-{n:D8}/";
         return new StageContext
         {
             RunId = 1,
@@ -38,7 +39,8 @@ public sealed class StageTestHarness : IDisposable
             StageName = stageName,
             Attempt = 1,
             Store = Store,
-            OutputFolder = outputFolder ?? $"runs/1/{stageName}-{n:D8}/",
+            OutputFolder = folder,
+            StateFolder = $"state/{folder}",
             Inputs = inputs ?? new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
             Progress = progress ?? new RecordingProgress(),
             Logger = NullLogger.Instance,

@@ -61,6 +61,7 @@ public sealed class TrainStageTests : IDisposable
 
         var names = result.Artifacts.Select(a => a.Path[context.OutputFolder.Length..]).Order().ToList();
         Assert.Equal(["curves.png", "curves.svg", "history.json", "metrics.json", "model.safetensors", "model.safetensors.json"], names);
+        Assert.Empty(await _h.Store.ListAsync(context.StateFolder).ToListAsync()); // keep_final 0: no checkpoint outlives the model
         var history = await HistoryAsync(result);
         Assert.Equal(8 * 8, history.Train[^1].Step);
         Assert.True(history.Train.TakeLast(8).Average(t => t.Loss) < 0.8 * history.Train.Take(4).Average(t => t.Loss),
@@ -114,8 +115,8 @@ public sealed class TrainStageTests : IDisposable
     {
         var inputs = await ShardsAsync(train: 128);
         var folder = "runs/1/train-corrupt/";
-        await TrainAsync(inputs, Params(Basenet, """, "steps": 6, "checkpoint": {"every_steps": 2, "keep": 3}"""), folder);
-        var newest = Path.Combine(_h.Store.Root, folder, "checkpoints", "step-0000000006", "model.safetensors");
+        await TrainAsync(inputs, Params(Basenet, """, "steps": 6, "checkpoint": {"every_steps": 2, "keep": 3, "keep_final": 3}"""), folder);
+        var newest = Path.Combine(_h.Store.Root, "state", folder, "checkpoints", "step-0000000006", "model.safetensors");
         var bytes = await File.ReadAllBytesAsync(newest);
         bytes[^1] ^= 0xFF;
         await File.WriteAllBytesAsync(newest, bytes);
@@ -132,7 +133,7 @@ public sealed class TrainStageTests : IDisposable
     {
         var inputs = await ShardsAsync(train: 128);
         var folder = "runs/1/train-nan/";
-        await TrainAsync(inputs, Params(Basenet, """, "steps": 4, "checkpoint": {"every_steps": 2}"""), folder);
+        await TrainAsync(inputs, Params(Basenet, """, "steps": 4, "checkpoint": {"every_steps": 2, "keep_final": 1}"""), folder);
 
         // Normalising with an absurd mean makes every input -inf: the loss is NaN from the first step on.
         var poisoned = Params(Basenet, """, "steps": 10, "max_nan_steps": 3, "mean": [1e30, 1e30, 1e30], "std": [1e-30, 1e-30, 1e-30], "checkpoint": {"every_steps": 2}""");
@@ -141,7 +142,7 @@ public sealed class TrainStageTests : IDisposable
         Assert.Contains("NaN for 3 consecutive steps", e.Message, StringComparison.Ordinal);
         Assert.True(e.Message.Contains("last good checkpoint (step 4) is kept", StringComparison.Ordinal), e.Message);
         Assert.Contains("last good checkpoint (step 4) is kept", e.Message, StringComparison.Ordinal);
-        var manager = new CheckpointManager(_h.Store, folder + TrainHandler.CheckpointFolder, _h.NewFolder("scratch-nan"), 3, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var manager = new CheckpointManager(_h.Store, $"state/{folder}{TrainHandler.CheckpointFolder}", _h.NewFolder("scratch-nan"), 3, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         Assert.Equal(4, (await manager.ListAsync(CancellationToken.None))[^1].Step);
     }
 
