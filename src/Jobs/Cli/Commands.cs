@@ -60,6 +60,11 @@ public static class Commands
         {
             return CliOutput.Error("Invalid configuration:\n  " + string.Join("\n  ", e.Failures));
         }
+        catch (OperationCanceledException)
+        {
+            // Ctrl-C / SIGTERM before the command got going (e.g. while waiting for PostgreSQL at start-up).
+            return CliOutput.Error("Stopped.", CliOutput.RunFailed);
+        }
     }
 
     private static Command RunCommand()
@@ -163,23 +168,27 @@ public static class Commands
         retry.SetAction(async (p, ct) => await RetryAsync(p.GetValue(wait), runId: null, stageId: p.GetValue(id), ct));
         var cancel = new Command("cancel", "Cancel a stage (a running one stops within a heartbeat)") { id };
         cancel.SetAction(async (p, ct) => await WithEngineAsync((e, c) => e.CancelAsync(p.GetValue(id), ct: c), $"cancellation requested for stage {p.GetValue(id)}", ct));
-        return new Command("stages", "Control single stages") { retry, cancel };
+        var rerunWait = new Option<bool>("--wait") { Description = "Wait for the run to finish (embedded mode runs it in this process)" };
+        var rerun = new Command("rerun", "Run a finished stage again in place (e.g. its artifacts were lost), then the stages after it") { id, rerunWait };
+        rerun.SetAction(async (p, ct) => await ControlAndFollowAsync(p.GetValue(rerunWait), (e, c) => e.RerunAsync(p.GetValue(id), c), stageId: p.GetValue(id), $"rerun of stage {p.GetValue(id)} queued", ct));
+        return new Command("stages", "Control single stages") { retry, rerun, cancel };
     }
 
-    private static async Task<int> RetryAsync(bool wait, long? runId, long? stageId, CancellationToken ct)
+    private static Task<int> RetryAsync(bool wait, long? runId, long? stageId, CancellationToken ct) =>
+        ControlAndFollowAsync(wait, (e, c) => stageId is { } s ? e.RetryAsync(s, c) : e.RetryRunAsync(runId!.Value, c), stageId,
+            $"retry of {(stageId is null ? $"run {runId}" : $"stage {stageId}")} queued", ct, runId);
+
+    /// <summary>An engine command on a stage or run, then (with --wait) following the run; embedded mode executes it here.</summary>
+    private static async Task<int> ControlAndFollowAsync(bool wait, Func<StageEngine, CancellationToken, Task> action, long? stageId, string done,
+        CancellationToken ct, long? runId = null)
     {
         using var host = PipelineHost.Build(worker: wait && ModeOf().EmbeddedDatabase);
         await host.StartAsync(ct);
         try
         {
-            var engine = host.Services.GetRequiredService<StageEngine>();
-            if (stageId is { } s)
-            {
-                await engine.RetryAsync(s, ct);
-                runId = await host.Services.GetRequiredService<RunQueries>().RunOfStageAsync(s, ct);
-            }
-            else await engine.RetryRunAsync(runId!.Value, ct);
-            Console.WriteLine($"retry of {(stageId is null ? $"run {runId}" : $"stage {stageId}")} queued");
+            await action(host.Services.GetRequiredService<StageEngine>(), ct);
+            if (stageId is { } s) runId = await host.Services.GetRequiredService<RunQueries>().RunOfStageAsync(s, ct);
+            Console.WriteLine(done);
             return wait ? await FollowAsync(host, runId!.Value, json: false, ct) : CliOutput.Ok;
         }
         finally

@@ -53,27 +53,10 @@ public sealed class Reconciler(
         await using var db = await dbs.CreateDbContextAsync(ct);
 
         var staleBefore = now - options.Value.HeartbeatTimeout;
-        var stale = await db.Stages.AsNoTracking()
-            .Where(s => s.Status == StageStatus.Running && s.HeartbeatAt < staleBefore)
-            .Select(s => new { s.Id, s.Attempt, s.Worker, s.HeartbeatAt, s.CancelRequested }).ToListAsync(ct);
+        var stale = await db.Stages.AsNoTracking().Where(s => s.Status == StageStatus.Running && s.HeartbeatAt < staleBefore).ToListAsync(ct);
         foreach (var s in stale)
         {
-            var target = s.CancelRequested ? StageStatus.Cancelled : StageStatus.Queued;
-            var reason = $"worker {s.Worker} lost: no heartbeat since {s.HeartbeatAt:O}";
-            if (!await StageEngine.TryTransitionAsync(db, s.Id, s.Attempt, StageStatus.Running, target, reason,
-                    x => x.SetProperty(y => y.Attempt, y => y.Attempt + 1).SetProperty(y => y.Worker, (string?)null)
-                          .SetProperty(y => y.JobId, (string?)null).SetProperty(y => y.QueuedAt, now), ct: ct))
-            {
-                continue;
-            }
-            log.LogWarning("Stage {StageId}: {Reason}; {Action}", s.Id, reason, target == StageStatus.Queued ? "re-queued as a new attempt" : "cancelled as requested");
-            if (target == StageStatus.Queued) await engine.EnqueueAsync(s.Id, ct);
-            else
-            {
-                await engine.BlockDependentsAsync(s.Id, "a dependency was cancelled", ct);
-                await engine.RefreshRunStatusAsync(await db.Stages.Where(x => x.Id == s.Id).Select(x => x.RunId).SingleAsync(ct), ct);
-            }
-            repaired++;
+            if (await engine.RecoverLostAsync(db, s, ct: ct)) repaired++;
         }
 
         var graceBefore = now - options.Value.ReconcileInterval;

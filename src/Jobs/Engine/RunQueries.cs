@@ -1,11 +1,25 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunStore;
 
 namespace Pipeline.Jobs.Engine;
 
 /// <summary>Read models of runs, shared by the CLI (text and --json) and the web API.</summary>
-public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs)
+public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<PipelineOptions> options)
 {
+    /// <summary>Running stages whose heartbeat is older than the timeout, and those still beating, per run.</summary>
+    private async Task<Dictionary<long, (int Stale, int Live)>> HeartbeatsAsync(RunStoreContext db, IReadOnlyCollection<long> runIds, CancellationToken ct)
+    {
+        var staleBefore = DateTime.UtcNow - options.Value.HeartbeatTimeout;
+        var running = await db.Stages.Where(s => runIds.Contains(s.RunId) && s.Status == StageStatus.Running)
+            .Select(s => new { s.RunId, s.HeartbeatAt }).ToListAsync(ct);
+        return running.GroupBy(s => s.RunId).ToDictionary(g => g.Key, g => (g.Count(s => s.HeartbeatAt < staleBefore), g.Count(s => !(s.HeartbeatAt < staleBefore))));
+    }
+
+    private static RunStatus Shown(RunStatus stored, (int Stale, int Live) beats) =>
+        stored is RunStatus.Running or RunStatus.Pending && beats is { Stale: > 0, Live: 0 } ? RunStatus.Interrupted : stored;
+
     public async Task<IReadOnlyList<RunSummary>> ListAsync(int limit, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
@@ -14,7 +28,8 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs)
         var counts = await db.Stages.Where(s => ids.Contains(s.RunId)).GroupBy(s => s.RunId)
             .Select(g => new { RunId = g.Key, Total = g.Count(), Done = g.Count(s => s.Status == StageStatus.Succeeded || s.Status == StageStatus.Cached) })
             .ToDictionaryAsync(x => x.RunId, ct);
-        return [.. runs.Select(r => new RunSummary(r.Id, r.Name, r.Preset, r.Status, r.CreatedAt, r.FinishedAt,
+        var beats = await HeartbeatsAsync(db, ids, ct);
+        return [.. runs.Select(r => new RunSummary(r.Id, r.Name, r.Preset, Shown(r.Status, beats.GetValueOrDefault(r.Id)), r.CreatedAt, r.FinishedAt,
             counts.TryGetValue(r.Id, out var c) ? c.Total : 0, counts.TryGetValue(r.Id, out c) ? c.Done : 0))];
     }
 
@@ -34,7 +49,8 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs)
             .OrderBy(s => s.Id).ToListAsync(ct);
         var artifacts = await db.Artifacts.AsNoTracking().Where(a => a.RunId == runId).OrderBy(a => a.Path).ToListAsync(ct);
         var history = await db.StageTransitions.AsNoTracking().Where(t => stages.Select(s => s.Id).Contains(t.StageId)).OrderBy(t => t.Id).ToListAsync(ct);
-        return new RunDetail(run.Id, run.Name, run.Preset, run.Status, run.CreatedAt, run.FinishedAt, run.NoCache,
+        var beats = await HeartbeatsAsync(db, [runId], ct);
+        return new RunDetail(run.Id, run.Name, run.Preset, Shown(run.Status, beats.GetValueOrDefault(runId)), run.CreatedAt, run.FinishedAt, run.NoCache,
             [.. stages.Select(s => new StageDetail(
                 s.Id, s.Name, s.Kind, s.Queue, s.Status, s.Attempt, s.Progress, s.ProgressMessage, s.Worker, s.ContentKey, s.CachedFromStageId,
                 s.Error, s.StartedAt, s.FinishedAt, s.HeartbeatAt, [.. s.DependsOn.Select(d => d.DependsOnStage!.Name)],
@@ -48,6 +64,7 @@ public sealed record RunSummary(long Id, string Name, string? Preset, RunStatus 
 
 public sealed record RunDetail(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, bool NoCache, IReadOnlyList<StageDetail> Stages)
 {
+    /// <summary>Ended for good; an interrupted run is not (a retry or a worker's reconciler continues it).</summary>
     public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled;
 }
 

@@ -2,8 +2,11 @@ using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Query;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Stages.Artifacts;
 
 namespace Pipeline.Jobs.Engine;
 
@@ -13,8 +16,14 @@ namespace Pipeline.Jobs.Engine;
 /// (DESIGN.md "Exactly once, simply"). Every state change goes through <see cref="TryTransitionAsync"/>, which
 /// also records the transition with its reason.
 /// </summary>
-public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgroundJobClient jobs, ILogger<StageEngine> log)
+public sealed class StageEngine(
+    IDbContextFactory<RunStoreContext> dbs, IBackgroundJobClient jobs, IArtifactStore store, IOptions<PipelineOptions> options, ILogger<StageEngine> log)
 {
+    /// <summary>How often one stage may have the producer of a corrupt input re-run before it fails instead.</summary>
+    public const int MaxHealsPerStage = 2;
+
+    private const string CorruptInputReason = "found its input corrupt";
+
     public async Task<long> LaunchAsync(RunSpec spec, IReadOnlyList<PlannedStage> plan, string specJson, string? preset = null,
         bool noCache = false, long? scheduleId = null, CancellationToken ct = default)
     {
@@ -92,9 +101,14 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
             ?? throw new EngineException($"Stage {stageId} does not exist.");
+        if (IsInterrupted(stage))
+        {
+            await RecoverLostAsync(db, stage, RetryRequested + ": ", ct);
+            return;
+        }
         if (stage.Status is not (StageStatus.Failed or StageStatus.Cancelled))
         {
-            throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; only Failed or Cancelled stages can be retried.");
+            throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; only Failed, Cancelled or interrupted stages (running without a heartbeat) can be retried.");
         }
         await TryTransitionAsync(db, stageId, stage.Attempt, stage.Status, StageStatus.Pending, RetryRequested,
             s => s.SetProperty(x => x.Attempt, x => x.Attempt + 1).SetProperty(x => x.Error, (string?)null)
@@ -110,18 +124,123 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
         await PromoteReadyAsync(stage.RunId, ct);
     }
 
-    /// <summary>Retries every Failed or Cancelled stage of a run.</summary>
+    /// <summary>
+    /// Re-runs a finished stage in place (a new attempt; its artifacts are recorded afresh) and every stage after it in
+    /// the run, e.g. when its artifacts were lost. Stages after it usually come straight from the cache again.
+    /// </summary>
+    public async Task RerunAsync(long stageId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
+            ?? throw new EngineException($"Stage {stageId} does not exist.");
+        if (!StageStatuses.IsTerminal(stage.Status))
+        {
+            throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; rerun a finished stage, or cancel this one first ('pipeline stages cancel {stageId}').");
+        }
+        var busy = (await DependentsAsync(db, stageId, ct)).Where(d => d.Status is StageStatus.Queued or StageStatus.Running).ToList();
+        if (busy.Count > 0)
+        {
+            throw new EngineException($"Stage {stageId} ({stage.Name}) has stages after it that are still {busy[0].Status.ToString().ToLowerInvariant()} ({string.Join(", ", busy.Select(b => b.Name))}); wait for them or cancel them first.");
+        }
+        await ResetAsync(db, stage, "rerun requested", ct);
+        await PromoteReadyAsync(stage.RunId, ct);
+    }
+
+    /// <summary>
+    /// Self-healing cache: <paramref name="consumer"/> (running at <paramref name="attempt"/>) found the input at
+    /// <paramref name="path"/> corrupt or missing. The damaged file is removed from the store (so no cache lookup
+    /// reuses it again), the dependency that produced it is re-run in place, and the consumer after it, in this run.
+    /// Returns false when the path is not one of the consumer's inputs or the heals are used up: the stage then fails.
+    /// </summary>
+    public async Task<bool> HealCorruptInputAsync(Stage consumer, int attempt, string path, string problem, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var producerId = await db.StageDependencies.Where(d => d.StageId == consumer.Id)
+            .Where(d => db.Artifacts.Any(a => a.StageId == d.DependsOnStageId && a.Path == path))
+            .Select(d => (long?)d.DependsOnStageId).FirstOrDefaultAsync(ct);
+        if (producerId is null) return false;
+        var history = await db.StageTransitions.Where(t => t.StageId == consumer.Id).OrderBy(t => t.Id).Select(t => t.Reason).ToListAsync(ct);
+        if (history.Skip(history.FindLastIndex(r => r == RetryRequested) + 1).Count(r => r.Contains(CorruptInputReason, StringComparison.Ordinal)) >= MaxHealsPerStage) return false;
+
+        var producer = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == producerId, ct);
+        var reason = $"{CorruptInputReason}: {path} of '{producer.Name}' ({problem}); re-running '{producer.Name}' first";
+        if (!await TryTransitionAsync(db, consumer.Id, attempt, StageStatus.Running, StageStatus.Pending, reason,
+                s => s.SetProperty(x => x.Attempt, x => x.Attempt + 1).SetProperty(x => x.Worker, (string?)null).SetProperty(x => x.JobId, (string?)null), ct: ct))
+        {
+            return true; // no longer ours to decide
+        }
+        log.LogWarning("Stage {StageId} ({StageName}) {Reason}", consumer.Id, consumer.Name, reason);
+        await store.DeleteAsync(path, ct);
+        await ResetAsync(db, producer, $"output {path} found corrupt by '{consumer.Name}'", ct);
+        await PromoteReadyAsync(consumer.RunId, ct);
+        return true;
+    }
+
+    /// <summary>The stage and every finished stage after it back to Pending as new attempts, their artifact records dropped.</summary>
+    private async Task ResetAsync(RunStoreContext db, Stage stage, string reason, CancellationToken ct)
+    {
+        foreach (var s in new[] { stage }.Concat(await DependentsAsync(db, stage.Id, ct)))
+        {
+            if (!StageStatuses.IsTerminal(s.Status)) continue;
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await db.Artifacts.Where(a => a.StageId == s.Id).ExecuteDeleteAsync(ct);
+            if (await TryTransitionAsync(db, s.Id, s.Attempt, s.Status, StageStatus.Pending, s.Id == stage.Id ? reason : $"'{stage.Name}' re-runs ({reason})",
+                    x => x.SetProperty(y => y.Attempt, y => y.Attempt + 1).SetProperty(y => y.Error, (string?)null).SetProperty(y => y.CachedFromStageId, (long?)null)
+                          .SetProperty(y => y.SummaryJson, (string?)null).SetProperty(y => y.CancelRequested, false).SetProperty(y => y.Progress, 0)
+                          .SetProperty(y => y.FinishedAt, (DateTime?)null), ct: ct))
+            {
+                await tx.CommitAsync(ct);
+            }
+        }
+        await RefreshRunStatusAsync(stage.RunId, ct);
+    }
+
+    /// <summary>Retries every Failed, Cancelled or interrupted stage of a run.</summary>
     public async Task RetryRunAsync(long runId, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var ids = await db.Stages.Where(s => s.RunId == runId && (s.Status == StageStatus.Failed || s.Status == StageStatus.Cancelled))
-            .OrderBy(s => s.Id).Select(s => s.Id).ToListAsync(ct);
-        if (ids.Count == 0) throw new EngineException($"Run {runId} has no Failed or Cancelled stage to retry.");
+        var stages = await db.Stages.AsNoTracking().Where(s => s.RunId == runId).OrderBy(s => s.Id).ToListAsync(ct);
+        if (stages.Count == 0) throw new EngineException($"Run {runId} does not exist.");
+        var ids = stages.Where(s => s.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(s)).Select(s => s.Id).ToList();
+        if (ids.Count == 0)
+        {
+            throw new EngineException(stages.Any(s => s.Status is StageStatus.Queued or StageStatus.Running)
+                ? $"Run {runId} has no failed, cancelled or interrupted stage: its queued and running stages continue on the workers."
+                : $"Run {runId} has no failed, cancelled or interrupted stage to retry.");
+        }
         foreach (var id in ids)
         {
-            var status = await db.Stages.Where(s => s.Id == id).Select(s => s.Status).SingleAsync(ct);
-            if (status is StageStatus.Failed or StageStatus.Cancelled) await RetryAsync(id, ct);
+            var stage = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == id, ct);
+            if (stage.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(stage)) await RetryAsync(id, ct);
         }
+    }
+
+    /// <summary>Running, but its worker stopped heartbeating: the process died (kill -9, a lost VM, a laptop closed).</summary>
+    public bool IsInterrupted(Stage stage) =>
+        stage.Status == StageStatus.Running && stage.HeartbeatAt < DateTime.UtcNow - options.Value.HeartbeatTimeout;
+
+    /// <summary>
+    /// A stage whose worker was lost goes back to the queue as a new attempt (the next one resumes from its checkpoint),
+    /// or ends Cancelled when cancellation had been asked for. The reconciler and a retry both come here.
+    /// </summary>
+    public async Task<bool> RecoverLostAsync(RunStoreContext db, Stage stage, string reasonPrefix = "", CancellationToken ct = default)
+    {
+        var target = stage.CancelRequested ? StageStatus.Cancelled : StageStatus.Queued;
+        var reason = $"{reasonPrefix}worker {stage.Worker} lost: no heartbeat since {stage.HeartbeatAt:O}";
+        if (!await TryTransitionAsync(db, stage.Id, stage.Attempt, StageStatus.Running, target, reason,
+                x => x.SetProperty(y => y.Attempt, y => y.Attempt + 1).SetProperty(y => y.Worker, (string?)null)
+                      .SetProperty(y => y.JobId, (string?)null).SetProperty(y => y.QueuedAt, DateTime.UtcNow), ct: ct))
+        {
+            return false;
+        }
+        log.LogWarning("Stage {StageId}: {Reason}; {Action}", stage.Id, reason, target == StageStatus.Queued ? "re-queued as a new attempt" : "cancelled as requested");
+        if (target == StageStatus.Queued) await EnqueueAsync(stage.Id, ct);
+        else
+        {
+            await BlockDependentsAsync(stage.Id, "a dependency was cancelled", ct);
+            await RefreshRunStatusAsync(stage.RunId, ct);
+        }
+        return true;
     }
 
     /// <summary>

@@ -176,6 +176,7 @@ public sealed class StageJob(
         }
         e ??= new InvalidOperationException("the stage neither returned nor failed");
         await DeleteOutputsAsync(context);
+        if (CorruptInput(e) is var (path, problem) && await engine.HealCorruptInputAsync(stage, attempt, path, problem, CancellationToken.None)) return;
         if (StoreOutage.IsUnreachable(e) && await RetryAfterStoreOutageAsync(stage, attempt, e)) return;
         var message = e is StageInputException ? e.Message : $"{e.GetType().Name}: {e.Message}";
         if (StoreOutage.IsUnreachable(e))
@@ -186,6 +187,17 @@ public sealed class StageJob(
         _log.LogError(e, "Stage {StageId} ({StageName}) attempt {Attempt} failed", stage.Id, stage.Name, attempt);
         await FinishAsync(stage, attempt, StageStatus.Failed, "failed", message, CancellationToken.None);
         throw new StageFailedException($"Stage {stage.Name} (id {stage.Id}) failed: {message}", e);
+    }
+
+    /// <summary>The store path of an input that a read found corrupt or missing, from anywhere in the exception's causes.</summary>
+    private static (string Path, string Problem)? CorruptInput(Exception e)
+    {
+        for (var c = e; c is not null; c = c.InnerException)
+        {
+            if (c is ArtifactCorruptedException corrupt) return (corrupt.ArtifactPath, "sha256 mismatch");
+            if (c is ArtifactNotFoundException { FileName: { } missing }) return (missing, "missing");
+        }
+        return null;
     }
 
     /// <summary>Running → Queued at the same attempt, so this job's re-delivery (or the reconciler) resumes it elsewhere.</summary>

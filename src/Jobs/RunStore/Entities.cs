@@ -3,7 +3,11 @@ namespace Pipeline.Jobs.RunStore;
 // The run store's model (DESIGN.md "Run engine"): the source of truth for runs, stages, their history, metrics,
 // artifacts and schedules. Hangfire only carries jobs; it never decides a stage's state.
 
-public enum RunStatus { Pending, Running, Succeeded, Failed, Cancelled }
+/// <summary>
+/// A run's state. <see cref="Interrupted"/> is never stored: the read side reports it for a run whose running stages
+/// all stopped heartbeating (their process died) — `runs retry` continues it, or a worker's reconciler does.
+/// </summary>
+public enum RunStatus { Pending, Running, Succeeded, Failed, Cancelled, Interrupted }
 
 public enum StageStatus { Pending, Queued, Running, Succeeded, Failed, Cancelled, Cached, Blocked }
 

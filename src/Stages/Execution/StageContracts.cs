@@ -56,8 +56,11 @@ public sealed record ValidationError(string Field, string Message)
 /// <summary>What a finished stage leaves: its committed artifacts and a small JSON summary for `runs show`.</summary>
 public sealed record StageResult(IReadOnlyList<Artifacts.ArtifactInfo> Artifacts, JsonObject? Summary = null);
 
-/// <summary>A stage failed because of its input or parameters (not a bug, not a crash): the message says the fix.</summary>
-public sealed class StageInputException(string message) : Exception(message);
+/// <summary>
+/// A stage failed because of its input or parameters (not a bug, not a crash): the message says the fix. Keep the
+/// cause (<paramref name="inner"/>) when it is a store error: the engine re-runs the producer of a corrupt input.
+/// </summary>
+public sealed class StageInputException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Where a running stage reports progress and metrics; the engine stores them, rate-limited.</summary>
 public interface IStageProgress

@@ -139,7 +139,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         }
         catch (Exception e) when (e is CheckpointMismatchException or CheckpointFormatException or ModelSpecException or JsonException or InvalidDataException)
         {
-            throw new StageInputException($"The trained model could not be loaded: {e.Message} Re-run the train stage.");
+            throw new StageInputException($"The trained model could not be loaded: {e.Message} Re-run the train stage.", e);
         }
     }
 

@@ -75,7 +75,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
         catch (Exception e) when (IsBadShard(e))
         {
-            throw new StageInputException($"The shard manifest '{manifestInfo.Path}' could not be read: {e.Message} Re-run the shard stage.");
+            throw new StageInputException($"The shard manifest '{manifestInfo.Path}' could not be read: {e.Message} Re-run the shard stage.", e);
         }
         var reader = new ShardReader(context.Store, manifest, Path.Combine(context.ScratchFolder, "shards"));
         var imageSize = p.ImageSize ?? manifest.Image.ShortSide ?? await UniformSourceSizeAsync(manifest, reader, ct);
@@ -202,7 +202,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
         catch (Exception e) when (IsBadShard(e))
         {
-            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.");
+            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.", e);
         }
         throw new StageInputException($"The first train shard '{manifest.ShardPath(manifest.Train.Shards[0])}' is empty; re-run the shard stage.");
     }
@@ -215,7 +215,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
         catch (Exception e) when (IsBadShard(e))
         {
-            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.");
+            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.", e);
         }
     }
 
