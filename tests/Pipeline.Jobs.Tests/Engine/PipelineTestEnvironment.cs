@@ -73,9 +73,11 @@ public sealed class PipelineTestEnvironment : IAsyncDisposable
     }
 
     /// <summary>A separate `pipeline worker` process (the real executable) on this environment's stores.</summary>
-    public WorkerProcess StartWorker(string name, int workers = 1)
+    public WorkerProcess StartWorker(string name, int workers = 1, IDictionary<string, string?>? settings = null)
     {
-        var w = WorkerProcess.Start(name, Settings(name), workers);
+        var all = Settings(name);
+        foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) all[k] = v;
+        var w = WorkerProcess.Start(name, all, workers);
         _workers.Add(w);
         return w;
     }
@@ -195,8 +197,20 @@ public sealed class WorkerProcess : IDisposable
         if (!_process.WaitForExit(45_000)) throw new TimeoutException($"{Name} did not stop within 45 s of SIGTERM:\n{Output}");
     }
 
+    /// <summary>SIGSTOP / SIGCONT: a worker frozen (a VM paused, a partition) and woken again.</summary>
+    public void Pause() => Signal("STOP");
+
+    public void Resume() => Signal("CONT");
+
+    private void Signal(string name)
+    {
+        using var kill = Process.Start("kill", [$"-{name}", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public void Dispose()
     {
+        if (!_process.HasExited) Signal("CONT");
         if (!_process.HasExited) Kill();
         _process.Dispose();
     }
