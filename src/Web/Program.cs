@@ -5,7 +5,7 @@ builder.AddPipelineWeb();
 
 var app = builder.Build();
 app.UsePipelineWeb();
-app.Run();
+return await app.RunPipelineWebAsync();
 
 /// <summary>Entry point, visible to the integration tests' WebApplicationFactory.</summary>
 public partial class Program;

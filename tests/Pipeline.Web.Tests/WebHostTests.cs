@@ -1,12 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace Pipeline.Web.Tests;
 
-/// <summary>The web host in embedded mode (SQLite, in-memory Hangfire, local artifacts) on a real loopback port.</summary>
+/// <summary>The web host without an access token, on loopback: everything is open, as before authentication existed.</summary>
 public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
 {
     private readonly Factory _factory;
@@ -18,25 +16,8 @@ public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
         _http = factory.CreateClient();
     }
 
-    public sealed class Factory : WebApplicationFactory<Program>
-    {
-        public string DataFolder { get; } = Path.Combine(Path.GetTempPath(), "pipeline-web-tests", Guid.NewGuid().ToString("N"));
-
-        public Factory() => UseKestrel(0);
-
-        protected override void ConfigureWebHost(IWebHostBuilder builder)
-        {
-            builder.UseSetting("Pipeline:DataFolder", DataFolder);
-            builder.UseSetting("Pipeline:HeartbeatInterval", "00:00:00.500");
-            builder.UseSetting("Pipeline:ReconcileInterval", "00:00:01");
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            base.Dispose(disposing);
-            if (Directory.Exists(DataFolder)) Directory.Delete(DataFolder, recursive: true);
-        }
-    }
+    /// <summary>No access token: the host runs on loopback only, open as before authentication existed.</summary>
+    public sealed class Factory : WebFactory;
 
     [Fact]
     public async Task Healthz_reports_the_run_store_and_the_artifact_store()
@@ -94,5 +75,17 @@ public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("ConvRNN Pipeline jobs", await response.Content.ReadAsStringAsync());
         Assert.StartsWith("http://127.0.0.1:", _factory.ClientOptions.BaseAddress.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_a_token_on_loopback_the_api_and_downloads_need_no_credentials_and_there_is_no_sign_in()
+    {
+        var runs = await _http.GetAsync("/api/runs");
+        var missingArtifact = await _http.GetAsync("/api/artifacts/999999/download");
+        var signIn = await _http.GetAsync("/signin");
+
+        Assert.Equal(HttpStatusCode.OK, runs.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, missingArtifact.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, signIn.StatusCode);
     }
 }

@@ -77,6 +77,18 @@ public sealed class PipelineOptions : IValidatableObject
 
     public string ResolvedWorkerName => WorkerName ?? $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    /// <summary>Debian's dataset packages (dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).</summary>
+    public const string DefaultDataRoot = "/usr/share/datasets";
+
+    /// <summary>
+    /// Folders whose files runs launched through the web API may read (shard <c>source.path</c>, neural-fit <c>path</c>
+    /// and <c>images_path</c>); the CLI is not restricted. Unset: <see cref="DefaultDataRoot"/>; setting the list
+    /// (Pipeline__DataRoots__0=/data, Pipeline__DataRoots__1=…) replaces that default.
+    /// </summary>
+    public string[]? DataRoots { get; set; }
+
+    public IReadOnlyList<string> EffectiveDataRoots => DataRoots is { Length: > 0 } roots ? roots : [DefaultDataRoot];
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (HeartbeatInterval <= TimeSpan.Zero) yield return new("Pipeline:HeartbeatInterval must be positive, e.g. 00:00:05.", [nameof(HeartbeatInterval)]);
@@ -84,6 +96,11 @@ public sealed class PipelineOptions : IValidatableObject
         if (ShutdownGracePeriod < TimeSpan.Zero || ShutdownGracePeriod > TimeSpan.FromHours(1)) yield return new("Pipeline:ShutdownGracePeriod must be between 00:00:00 and 01:00:00, e.g. 00:00:30.", [nameof(ShutdownGracePeriod)]);
         if (StoreOutageRetryDelay < TimeSpan.Zero) yield return new("Pipeline:StoreOutageRetryDelay must not be negative, e.g. 00:00:30.", [nameof(StoreOutageRetryDelay)]);
         if (ReconcileInterval <= TimeSpan.Zero) yield return new("Pipeline:ReconcileInterval must be positive, e.g. 00:00:15.", [nameof(ReconcileInterval)]);
+        foreach (var (root, i) in (DataRoots ?? []).Select((r, i) => (r, i)))
+        {
+            if (string.IsNullOrWhiteSpace(root) || !Path.IsPathRooted(root))
+                yield return new($"Pipeline:DataRoots:{i} must be an absolute folder path (e.g. /data), got '{root}'.", [nameof(DataRoots)]);
+        }
         foreach (var q in Queues.Where(q => !StageQueues.All.Contains(q)))
         {
             yield return new($"Pipeline:Queues has unknown queue '{q}'; use {string.Join(", ", StageQueues.All)}.", [nameof(Queues)]);

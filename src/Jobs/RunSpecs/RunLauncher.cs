@@ -4,21 +4,25 @@ using Pipeline.Jobs.Hosting;
 
 namespace Pipeline.Jobs.RunSpecs;
 
-/// <summary>The one way runs start (CLI, web API, schedules): load, override, validate, expand, launch.</summary>
+/// <summary>
+/// The one way runs start (CLI, web API, schedules): load, override, validate, check external data, expand, launch.
+/// <c>dataRoots</c> null (the CLI) reads any path; the web API passes Pipeline:DataRoots.
+/// </summary>
 public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> options)
 {
     public async Task<(long RunId, int Stages)> LaunchPresetAsync(string presetOrPath, IEnumerable<string>? overrides, bool noCache,
-        bool allowPaths, long? scheduleId = null, CancellationToken ct = default)
+        bool allowPaths, long? scheduleId = null, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
         var path = Presets.Resolve(presetOrPath, options.Value.PresetsFolder, allowPaths);
         var json = await File.ReadAllTextAsync(path, ct);
-        return await LaunchSpecAsync(json, Path.GetFileNameWithoutExtension(path), overrides, noCache, scheduleId, ct);
+        return await LaunchSpecAsync(json, Path.GetFileNameWithoutExtension(path), overrides, noCache, scheduleId, dataRoots, ct);
     }
 
     public async Task<(long RunId, int Stages)> LaunchSpecAsync(string specJson, string? preset, IEnumerable<string>? overrides, bool noCache,
-        long? scheduleId = null, CancellationToken ct = default)
+        long? scheduleId = null, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
         var (spec, plan, json) = RunSpecLoader.Load(specJson, overrides, preset ?? "spec");
+        if (dataRoots?.Check(plan) is { Count: > 0 } outside) throw new RunSpecException(outside);
         var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, ct);
         return (id, plan.Count);
     }

@@ -63,6 +63,13 @@ public sealed record ShardParams : IStageParams, IExternalInputs
         return ExternalFiles.Fingerprint(Source.EffectivePath);
     }
 
+    /// <summary>The folder (or Fashion-MNIST's, by default Debian's /usr/share/datasets/fashion-mnist); none for synthetic.</summary>
+    public IEnumerable<(string Field, string Path)> ExternalPaths()
+    {
+        if (Source is null || Source.Kind == ShardSourceKind.Synthetic || Source.EffectivePath.Length == 0) yield break;
+        yield return ("source.path", Source.EffectivePath);
+    }
+
     public IEnumerable<ValidationError> Validate()
     {
         if (Seed < 0) yield return new("seed", $"must be 0 or positive, got {Seed}.");

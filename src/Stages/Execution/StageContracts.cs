@@ -40,12 +40,20 @@ public interface IStageParams
 
 /// <summary>
 /// Parameters that name data outside the artifact store (a dataset folder, IDX files) fingerprint it, so that a cached
-/// result is not reused after that data changed. Computed on the worker, just before the stage would run.
+/// result is not reused after that data changed (computed on the worker, just before the stage would run), and list
+/// where it lives, so that a launcher can check it (runs launched through the web API may read only under
+/// Pipeline:DataRoots).
 /// </summary>
 public interface IExternalInputs
 {
     /// <summary>A stable text that changes when the external data changes (e.g. file names, sizes and times), or null.</summary>
     string? FingerprintExternalInputs();
+
+    /// <summary>
+    /// Every file or folder the stage would read outside the artifact store, defaults included, each with the field
+    /// (relative to <c>params</c>, as in <see cref="ValidationError.Field"/>) that names it or whose default it is.
+    /// </summary>
+    IEnumerable<(string Field, string Path)> ExternalPaths();
 }
 
 public sealed record ValidationError(string Field, string Message)

@@ -61,6 +61,25 @@ public sealed record NeuralFitParams : IStageParams, IExternalInputs
         return ExternalFiles.Fingerprint(Path, ImagesPath ?? System.IO.Path.Combine(beside, "images"), ImagesPath is null ? System.IO.Path.Combine(beside, "images.tar") : null);
     }
 
+    /// <summary>
+    /// The data, and its images: <see cref="ImagesPath"/>, or the reader's defaults (<c>images/</c> and <c>images.tar</c>
+    /// inside a folder, else beside the file), which a symbolic link could point anywhere.
+    /// </summary>
+    public IEnumerable<(string Field, string Path)> ExternalPaths()
+    {
+        if (Path is not { Length: > 0 }) yield break;
+        yield return ("path", Path);
+        if (ImagesPath is { Length: > 0 })
+        {
+            yield return ("images_path", ImagesPath);
+            yield break;
+        }
+        if (!System.IO.Path.IsPathRooted(Path)) yield break;
+        var root = Directory.Exists(Path) ? Path : System.IO.Path.GetDirectoryName(Path) ?? Path;
+        yield return ("images_path", System.IO.Path.Combine(root, "images"));
+        yield return ("images_path", System.IO.Path.Combine(root, "images.tar"));
+    }
+
     public IEnumerable<ValidationError> Validate()
     {
         if (Path is { Length: 0 }) yield return new("path", "is empty; give a NetCDF file or plain-format folder, or remove it to use a virtual-monkey dependency.");

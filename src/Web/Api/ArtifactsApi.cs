@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Web.Access;
 
 namespace Pipeline.Web.Api;
 
@@ -9,6 +10,7 @@ public static class ArtifactsApi
     /// <summary>
     /// GET /api/artifacts/{id}/download: a redirect to a short-lived SAS URL on Azure; on the filesystem store the
     /// bytes themselves, streamed through sha256 verification (a corrupt file ends the response with an error).
+    /// Allowed to whoever may read the artifact's run (<see cref="AccessPolicies.ReadRuns"/>).
     /// </summary>
     public static IEndpointRouteBuilder MapArtifactsApi(this IEndpointRouteBuilder app)
     {
@@ -20,7 +22,7 @@ public static class ArtifactsApi
             if (store.GetDownloadUri(a.Path, TimeSpan.FromMinutes(15)) is { } uri) return Results.Redirect(uri.ToString());
             var stream = await store.OpenReadAsync(a.Path, a.Sha256, ct);
             return Results.Stream(stream, a.MediaType, Path.GetFileName(a.Path));
-        });
+        }).RequireAuthorization(AccessPolicies.ReadRuns);
         return app;
     }
 }

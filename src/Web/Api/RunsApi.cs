@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunSpecs;
+using Pipeline.Web.Access;
 
 namespace Pipeline.Web.Api;
 
@@ -12,10 +13,14 @@ public static class RunsApi
     public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {
         var runs = app.MapGroup("/api/runs");
-        runs.MapGet("/", async (RunQueries q, int? limit, CancellationToken ct) => Results.Ok(await q.ListAsync(Math.Clamp(limit ?? 50, 1, 500), ct)));
+        runs.MapGet("/", async (RunQueries q, int? limit, CancellationToken ct) => Results.Ok(await q.ListAsync(Math.Clamp(limit ?? 50, 1, 500), ct)))
+            .RequireAuthorization(AccessPolicies.ReadRuns);
         runs.MapGet("/{id:long}", async (long id, RunQueries q, CancellationToken ct) =>
-            await q.GetAsync(id, ct) is { } run ? Results.Ok(run) : Results.Problem($"Run {id} does not exist.", statusCode: 404));
-        runs.MapPost("/", async (LaunchRequest? body, RunLauncher launcher, CancellationToken ct) =>
+            await q.GetAsync(id, ct) is { } run ? Results.Ok(run) : Results.Problem($"Run {id} does not exist.", statusCode: 404))
+            .RequireAuthorization(AccessPolicies.ReadRuns);
+        var operate = app.MapGroup("/api").RequireAuthorization(AccessPolicies.OperateRuns);
+        // External data (a shard folder, neural data) only under Pipeline:DataRoots, also after `set` overrides.
+        operate.MapPost("/runs", async (LaunchRequest? body, RunLauncher launcher, DataRoots dataRoots, CancellationToken ct) =>
         {
             if (body is null || (body.Preset is null) == (body.Spec is null))
             {
@@ -24,8 +29,8 @@ public static class RunsApi
             try
             {
                 var (id, stages) = body.Preset is not null
-                    ? await launcher.LaunchPresetAsync(body.Preset, body.Set, body.NoCache, allowPaths: false, ct: ct)
-                    : await launcher.LaunchSpecAsync(body.Spec!.ToJsonString(), null, body.Set, body.NoCache, ct: ct);
+                    ? await launcher.LaunchPresetAsync(body.Preset, body.Set, body.NoCache, allowPaths: false, dataRoots: dataRoots, ct: ct)
+                    : await launcher.LaunchSpecAsync(body.Spec!.ToJsonString(), null, body.Set, body.NoCache, dataRoots: dataRoots, ct: ct);
                 return Results.Created($"/api/runs/{id}", new { id, stages });
             }
             catch (RunSpecException e)
@@ -33,10 +38,10 @@ public static class RunsApi
                 return Results.ValidationProblem(e.Errors.GroupBy(x => x.Field).ToDictionary(g => g.Key, g => g.Select(x => x.Message).ToArray()));
             }
         });
-        runs.MapPost("/{id:long}/cancel", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.CancelRunAsync(id, ct)));
-        runs.MapPost("/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryRunAsync(id, ct)));
-        app.MapPost("/api/stages/{id:long}/cancel", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.CancelAsync(id, ct: ct)));
-        app.MapPost("/api/stages/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryAsync(id, ct)));
+        operate.MapPost("/runs/{id:long}/cancel", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.CancelRunAsync(id, ct)));
+        operate.MapPost("/runs/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryRunAsync(id, ct)));
+        operate.MapPost("/stages/{id:long}/cancel", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.CancelAsync(id, ct: ct)));
+        operate.MapPost("/stages/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryAsync(id, ct)));
         return app;
     }
 

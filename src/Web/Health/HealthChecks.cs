@@ -2,8 +2,10 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Web.Access;
 
 namespace Pipeline.Web.Health;
 
@@ -45,7 +47,11 @@ public sealed class ArtifactStoreHealthCheck(IArtifactStore store) : IHealthChec
     }
 }
 
-/// <summary>/healthz answers JSON: overall status and each check's status and description.</summary>
+/// <summary>
+/// /healthz answers JSON: the overall status (503 when unhealthy) and, unless a token is configured and the caller did
+/// not send it, each check's status and description (which name the database provider, run counts and connection
+/// errors). Anonymous callers are let in so that liveness and readiness probes need no secret.
+/// </summary>
 public static class HealthResponse
 {
     public static readonly HealthCheckOptions Options = new()
@@ -53,11 +59,15 @@ public static class HealthResponse
         ResponseWriter = (http, report) =>
         {
             http.Response.ContentType = "application/json";
-            return http.Response.WriteAsync(JsonSerializer.Serialize(new
-            {
-                status = report.Status.ToString(),
-                checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
-            }));
+            var details = http.User.Identity?.IsAuthenticated == true
+                || !http.RequestServices.GetRequiredService<IOptions<WebOptions>>().Value.AuthenticationConfigured;
+            return http.Response.WriteAsync(details
+                ? JsonSerializer.Serialize(new
+                {
+                    status = report.Status.ToString(),
+                    checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+                })
+                : JsonSerializer.Serialize(new { status = report.Status.ToString() }));
         },
     };
 }

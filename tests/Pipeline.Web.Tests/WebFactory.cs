@@ -1,0 +1,29 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Pipeline.Web.Tests;
+
+/// <summary>The web host in embedded mode (SQLite, in-memory Hangfire, local artifacts) on a real loopback port.</summary>
+public class WebFactory : WebApplicationFactory<Program>
+{
+    public string DataFolder { get; } = Path.Combine(Path.GetTempPath(), "pipeline-web-tests", Guid.NewGuid().ToString("N"));
+
+    public WebFactory() => UseKestrel(0);
+
+    /// <summary>Settings on top of the test defaults (a private data folder, fast heartbeats).</summary>
+    protected virtual IEnumerable<(string Key, string Value)> Settings() => [];
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Pipeline:DataFolder", DataFolder);
+        builder.UseSetting("Pipeline:HeartbeatInterval", "00:00:00.500");
+        builder.UseSetting("Pipeline:ReconcileInterval", "00:00:01");
+        foreach (var (key, value) in Settings()) builder.UseSetting(key, value);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (Directory.Exists(DataFolder)) Directory.Delete(DataFolder, recursive: true);
+    }
+}
