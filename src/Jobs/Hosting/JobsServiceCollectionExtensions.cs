@@ -83,7 +83,7 @@ public static class JobsServiceCollectionExtensions
         services.AddHangfireServer((sp, o) =>
         {
             var options = sp.GetRequiredService<IOptions<PipelineOptions>>().Value;
-            o.Queues = options.Queues;
+            o.Queues = [.. options.ResolvedQueues];
             o.WorkerCount = options.WorkerCount;
             o.ServerName = options.ResolvedWorkerName;
             // Past the stages' grace period: StageJob hands a stage back itself when the grace period ends.

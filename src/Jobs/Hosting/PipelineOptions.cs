@@ -22,10 +22,10 @@ public sealed class PipelineOptions : IValidatableObject
     public string? DataFolder { get; set; }
 
     /// <summary>The data folder this configuration names (see <see cref="DataFolder"/>), as a full path.</summary>
-    public static string ResolveDataFolder(string? configured)
+    public static string ResolveDataFolder(string? configured, IEnumerable<string>? searchFrom = null)
     {
         if (!string.IsNullOrWhiteSpace(configured)) return Path.GetFullPath(configured);
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        foreach (var start in searchFrom ?? [Directory.GetCurrentDirectory(), AppContext.BaseDirectory])
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
@@ -67,8 +67,13 @@ public sealed class PipelineOptions : IValidatableObject
     /// <summary>The wait before each of those automatic retries.</summary>
     public TimeSpan StoreOutageRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Queues this process's workers take jobs from.</summary>
-    public string[] Queues { get; set; } = [.. StageQueues.All];
+    /// <summary>
+    /// Queues this process's workers take jobs from; empty = all. (No default list here: the configuration binder
+    /// appends Pipeline:Queues:0=gpu to an array's initial items, and a GPU worker would take CPU jobs too.)
+    /// </summary>
+    public string[] Queues { get; set; } = [];
+
+    public IReadOnlyList<string> ResolvedQueues => Queues.Length == 0 ? StageQueues.All : [.. Queues.Distinct()];
 
     [Range(1, 64)] public int WorkerCount { get; set; } = 1;
 

@@ -42,6 +42,7 @@ public static class RunsApi
         operate.MapPost("/runs/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryRunAsync(id, ct)));
         operate.MapPost("/stages/{id:long}/cancel", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.CancelAsync(id, ct: ct)));
         operate.MapPost("/stages/{id:long}/retry", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RetryAsync(id, ct)));
+        operate.MapPost("/stages/{id:long}/rerun", async (long id, StageEngine engine, CancellationToken ct) => await Control(() => engine.RerunAsync(id, ct)));
         return app;
     }
 
