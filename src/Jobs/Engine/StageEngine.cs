@@ -106,6 +106,7 @@ public sealed class StageEngine(IDbContextFactory<RunStoreContext> dbs, IBackgro
     public async Task RetryRunAsync(long runId, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
+        if (!await db.Runs.AnyAsync(r => r.Id == runId, ct)) throw new EngineException($"Run {runId} does not exist.");
         var ids = await db.Stages.Where(s => s.RunId == runId && (s.Status == StageStatus.Failed || s.Status == StageStatus.Cancelled))
             .OrderBy(s => s.Id).Select(s => s.Id).ToListAsync(ct);
         if (ids.Count == 0) throw new EngineException($"Run {runId} has no Failed or Cancelled stage to retry.");
