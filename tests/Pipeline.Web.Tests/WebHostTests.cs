@@ -52,6 +52,18 @@ public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
     }
 
     [Fact]
+    public async Task Controlling_a_run_or_stage_that_does_not_exist_answers_404_naming_it()
+    {
+        var retry = await _http.PostAsync("/api/runs/999999/retry", null);
+        var rerun = await _http.PostAsync("/api/stages/999999/rerun", null);
+
+        Assert.Equal(HttpStatusCode.NotFound, retry.StatusCode);
+        Assert.Contains("Run 999999 does not exist.", await retry.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, rerun.StatusCode);
+        Assert.Contains("Stage 999999 does not exist.", await rerun.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_invalid_run_request_is_rejected_with_the_offending_field_named()
     {
         var unknownField = await _http.PostAsJsonAsync("/api/runs", new { preset = "probe-dag", set = new[] { "stages.left.params.secs=1" } });

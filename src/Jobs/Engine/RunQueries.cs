@@ -37,7 +37,7 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         return await db.Stages.Where(s => s.Id == stageId).Select(s => (long?)s.RunId).SingleOrDefaultAsync(ct)
-            ?? throw new EngineException($"Stage {stageId} does not exist.");
+            ?? throw EngineException.NotFound($"Stage {stageId} does not exist.");
     }
 
     public async Task<RunDetail?> GetAsync(long runId, CancellationToken ct = default)

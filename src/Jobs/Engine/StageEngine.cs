@@ -100,7 +100,7 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
-            ?? throw new EngineException($"Stage {stageId} does not exist.");
+            ?? throw EngineException.NotFound($"Stage {stageId} does not exist.");
         if (IsInterrupted(stage))
         {
             await RecoverLostAsync(db, stage, RetryRequested + ": ", ct);
@@ -132,7 +132,7 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
-            ?? throw new EngineException($"Stage {stageId} does not exist.");
+            ?? throw EngineException.NotFound($"Stage {stageId} does not exist.");
         if (!StageStatuses.IsTerminal(stage.Status))
         {
             throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; rerun a finished stage, or cancel this one first ('pipeline stages cancel {stageId}').");
@@ -200,7 +200,7 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stages = await db.Stages.AsNoTracking().Where(s => s.RunId == runId).OrderBy(s => s.Id).ToListAsync(ct);
-        if (stages.Count == 0) throw new EngineException($"Run {runId} does not exist.");
+        if (stages.Count == 0) throw EngineException.NotFound($"Run {runId} does not exist.");
         var ids = stages.Where(s => s.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(s)).Select(s => s.Id).ToList();
         if (ids.Count == 0)
         {
@@ -251,7 +251,7 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
-            ?? throw new EngineException($"Stage {stageId} does not exist.");
+            ?? throw EngineException.NotFound($"Stage {stageId} does not exist.");
         if (StageStatuses.IsTerminal(stage.Status)) return;
         if (stage.Status == StageStatus.Running)
         {
@@ -274,7 +274,7 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var ids = await db.Stages.Where(s => s.RunId == runId).OrderByDescending(s => s.Id).Select(s => s.Id).ToListAsync(ct);
-        if (ids.Count == 0) throw new EngineException($"Run {runId} does not exist.");
+        if (ids.Count == 0) throw EngineException.NotFound($"Run {runId} does not exist.");
         foreach (var id in ids) await CancelAsync(id, "run cancelled", ct);
     }
 
@@ -354,4 +354,10 @@ public sealed class StageEngine(
 }
 
 /// <summary>A request to the engine that cannot be carried out (unknown id, wrong state); the message says why.</summary>
-public sealed class EngineException(string message) : Exception(message);
+public sealed class EngineException(string message, bool isNotFound = false) : Exception(message)
+{
+    /// <summary>The run or stage named does not exist (HTTP 404), rather than being in the wrong state (409).</summary>
+    public bool IsNotFound { get; } = isNotFound;
+
+    public static EngineException NotFound(string message) => new(message, isNotFound: true);
+}

@@ -26,36 +26,75 @@ public sealed class RunSpecException(IReadOnlyList<ValidationError> errors)
 
 public static partial class RunSpecLoader
 {
+    /// <summary>The deepest nesting a RunSpec may have (System.Text.Json's default limit).</summary>
+    public const int MaxDepth = 64;
+
+    // A field given twice is an error rather than "the last one wins": one of the two is a mistake.
+    private static readonly JsonDocumentOptions DocumentOptions = new()
+    {
+        CommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        AllowDuplicateProperties = false,
+        MaxDepth = MaxDepth,
+    };
+
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
     private static partial Regex StageNamePattern();
 
-    /// <summary>Parses JSON text, applies <c>key=value</c> overrides, validates, and expands to a plan in dependency order.</summary>
+    /// <summary>
+    /// Parses JSON text, applies <c>key=value</c> overrides, validates, and expands to a plan in dependency order.
+    /// Whatever the input, the only exception is a <see cref="RunSpecException"/> whose errors name their fields.
+    /// </summary>
     public static (RunSpec Spec, IReadOnlyList<PlannedStage> Plan, string Json) Load(string json, IEnumerable<string>? overrides = null, string source = "RunSpec")
     {
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            node = JsonNode.Parse(json, documentOptions: DocumentOptions);
+            _ = node?.ToJsonString(); // JsonNode reads lazily: make a bad escape fail here, not in an override
         }
         catch (JsonException e)
         {
             throw new RunSpecException([new ValidationError(source, $"is not valid JSON ({e.Message})")]);
         }
+        catch (InvalidOperationException)
+        {
+            throw new RunSpecException([HalfSurrogate(source)]);
+        }
         if (node is not JsonObject root) throw new RunSpecException([new ValidationError(source, "must be a JSON object with 'name' and 'stages'")]);
         foreach (var o in overrides ?? []) ApplyOverride(root, o);
 
+        string text;
+        try
+        {
+            text = root.ToJsonString(PipelineJson.Options);
+        }
+        catch (InvalidOperationException)
+        {
+            // Only an override can get here: nesting past the limit, or a \u escape in its value.
+            throw new RunSpecException([Depth(root) > MaxDepth
+                ? new ValidationError("--set", $"nests the RunSpec more than {MaxDepth} levels deep; set a field that exists, e.g. stages.shards.params.seed=7")
+                : HalfSurrogate("--set")]);
+        }
+
+        var errors = new List<ValidationError>();
+        using (var document = JsonDocument.Parse(text, DocumentOptions))
+        {
+            JsonShape.Check(document.RootElement, typeof(RunSpec), "", errors);
+        }
+        if (errors.Count > 0) throw new RunSpecException(errors);
         RunSpec? spec;
         try
         {
-            spec = root.Deserialize<RunSpec>(PipelineJson.Options);
+            spec = JsonSerializer.Deserialize<RunSpec>(text, PipelineJson.Options);
         }
         catch (JsonException e)
         {
-            throw new RunSpecException([new ValidationError(JsonPathToField(e.Path), Describe(e, typeof(RunSpec)))]);
+            throw new RunSpecException([Unreadable(e, "")]);
         }
         if (spec is null) throw new RunSpecException([new ValidationError(source, "is empty")]);
         var plan = Validate(spec);
-        return (spec, plan, root.ToJsonString(PipelineJson.Options));
+        return (spec, plan, text);
     }
 
     public static IReadOnlyList<PlannedStage> Validate(RunSpec spec)
@@ -67,18 +106,26 @@ public static partial class RunSpecLoader
         var planned = new Dictionary<string, PlannedStage>(StringComparer.Ordinal);
         foreach (var (name, stage) in spec.Stages)
         {
-            var at = $"stages.{name}";
+            var at = JsonShape.Child("stages", name);
             if (!StageNamePattern().IsMatch(name)) errors.Add(new(at, "stage names use lower-case letters, digits, '-' and '_' (at most 64 characters)"));
+            if (stage is null)
+            {
+                errors.Add(new(at, JsonShape.MustBe(typeof(StageSpec), "null")));
+                continue;
+            }
+            errors.AddRange(DependencyErrors(spec, name, stage, at));
             var kind = StageCatalog.Find(stage.Kind ?? "");
             if (kind is null)
             {
                 errors.Add(new($"{at}.kind", $"unknown stage kind '{stage.Kind}'; use one of: {string.Join(", ", StageCatalog.All.Keys.Order())}"));
                 continue;
             }
-            foreach (var dep in stage.DependsOn ?? [])
+            var paramsAt = $"{at}.params";
+            if (stage.Params is { ValueKind: not (JsonValueKind.Null or JsonValueKind.Undefined) } given)
             {
-                if (!spec.Stages.ContainsKey(dep)) errors.Add(new($"{at}.depends_on", $"'{dep}' is not a stage of this run; stages are: {string.Join(", ", spec.Stages.Keys)}"));
-                if (dep == name) errors.Add(new($"{at}.depends_on", "a stage cannot depend on itself"));
+                var before = errors.Count;
+                JsonShape.Check(given, kind.ParamsType, paramsAt, errors);
+                if (errors.Count > before) continue;
             }
             IStageParams parameters;
             try
@@ -87,16 +134,31 @@ public static partial class RunSpecLoader
             }
             catch (JsonException e)
             {
-                var rel = JsonPathToField(e.Path);
-                errors.Add(new(rel == "$" ? $"{at}.params" : $"{at}.params.{rel}", Describe(e, kind.ParamsType)));
+                errors.Add(Unreadable(e, paramsAt));
                 continue;
             }
-            errors.AddRange(parameters.Validate().Select(e => e with { Field = $"{at}.params.{e.Field}" }));
+            errors.AddRange(parameters.Validate().Select(e => e with { Field = $"{paramsAt}.{e.Field}" }));
             planned[name] = new PlannedStage(name, kind, parameters, kind.Canonical(parameters), stage.DependsOn ?? []);
         }
         if (errors.Count == 0 && FindCycle(spec) is { } cycle) errors.Add(new("stages", $"dependencies form a cycle: {string.Join(" -> ", cycle)}; remove one of these edges"));
         if (errors.Count > 0) throw new RunSpecException(errors);
         return TopologicalOrder(planned);
+    }
+
+    private static IEnumerable<ValidationError> DependencyErrors(RunSpec spec, string name, StageSpec stage, string at)
+    {
+        var deps = stage.DependsOn ?? [];
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < deps.Count; i++)
+        {
+            var dep = deps[i];
+            var entry = $"{at}.depends_on[{i}]";
+            if (dep is null) yield return new(entry, JsonShape.MustBe(typeof(string), "null"));
+            else if (string.IsNullOrWhiteSpace(dep)) yield return new(entry, $"is empty; name one of this run's stages: {string.Join(", ", spec.Stages.Keys)}");
+            else if (!listed.Add(dep)) yield return new(entry, $"'{dep}' is listed twice; list each dependency once");
+            else if (dep == name) yield return new($"{at}.depends_on", "a stage cannot depend on itself");
+            else if (!spec.Stages.ContainsKey(dep)) yield return new($"{at}.depends_on", $"'{dep}' is not a stage of this run; stages are: {string.Join(", ", spec.Stages.Keys)}");
+        }
     }
 
     /// <summary><c>--set stages.shards.params.seed=7</c>: a dotted path into the spec; the value is JSON when it parses, else a string.</summary>
@@ -105,11 +167,15 @@ public static partial class RunSpecLoader
         var eq = assignment.IndexOf('=', StringComparison.Ordinal);
         if (eq <= 0) throw new RunSpecException([new ValidationError("--set", $"'{assignment}' must look like key.path=value, e.g. stages.shards.params.seed=7")]);
         var path = assignment[..eq].Split('.');
+        if (path.Any(string.IsNullOrWhiteSpace))
+        {
+            throw new RunSpecException([new ValidationError("--set", $"'{assignment[..eq]}' has an empty part; name each field of the path, e.g. stages.shards.params.seed=7")]);
+        }
         var text = assignment[(eq + 1)..];
         JsonNode? value;
         try
         {
-            value = JsonNode.Parse(text);
+            value = JsonNode.Parse(text, documentOptions: DocumentOptions);
         }
         catch (JsonException)
         {
@@ -130,26 +196,35 @@ public static partial class RunSpecLoader
         current[path[^1]] = value;
     }
 
+    /// <summary>The first dependency cycle found (depth first, in the order stages are written), or null.</summary>
     private static List<string>? FindCycle(RunSpec spec)
     {
-        var state = new Dictionary<string, int>();
-        var stack = new List<string>();
-        List<string>? Visit(string n)
+        // Iterative, so that a long chain of stages cannot overflow the stack.
+        var done = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var start in spec.Stages.Keys)
         {
-            state[n] = 1;
-            stack.Add(n);
-            foreach (var d in spec.Stages[n].DependsOn ?? [])
+            if (done.Contains(start)) continue;
+            var path = new List<string> { start };
+            var onPath = new HashSet<string>(StringComparer.Ordinal) { start };
+            var next = new List<int> { 0 };
+            while (path.Count > 0)
             {
-                if (state.GetValueOrDefault(d) == 1) return [.. stack[stack.IndexOf(d)..], d];
-                if (state.GetValueOrDefault(d) == 0 && Visit(d) is { } c) return c;
+                var deps = spec.Stages[path[^1]].DependsOn ?? [];
+                if (next[^1] == deps.Count)
+                {
+                    done.Add(path[^1]);
+                    onPath.Remove(path[^1]);
+                    path.RemoveAt(path.Count - 1);
+                    next.RemoveAt(next.Count - 1);
+                    continue;
+                }
+                var d = deps[next[^1]++];
+                if (onPath.Contains(d)) return [.. path[path.IndexOf(d)..], d];
+                if (done.Contains(d)) continue;
+                path.Add(d);
+                onPath.Add(d);
+                next.Add(0);
             }
-            stack.RemoveAt(stack.Count - 1);
-            state[n] = 2;
-            return null;
-        }
-        foreach (var n in spec.Stages.Keys)
-        {
-            if (state.GetValueOrDefault(n) == 0 && Visit(n) is { } c) return c;
         }
         return null;
     }
@@ -157,31 +232,47 @@ public static partial class RunSpecLoader
     private static List<PlannedStage> TopologicalOrder(Dictionary<string, PlannedStage> stages)
     {
         var ordered = new List<PlannedStage>();
-        var seen = new HashSet<string>();
-        void Visit(PlannedStage s)
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var start in stages.Values)
         {
-            if (!seen.Add(s.Name)) return;
-            foreach (var d in s.DependsOn) Visit(stages[d]);
-            ordered.Add(s);
+            if (!seen.Add(start.Name)) continue;
+            var stack = new Stack<(PlannedStage Stage, int Next)>([(start, 0)]);
+            while (stack.TryPop(out var top))
+            {
+                if (top.Next == top.Stage.DependsOn.Count)
+                {
+                    ordered.Add(top.Stage);
+                    continue;
+                }
+                stack.Push((top.Stage, top.Next + 1));
+                var d = stages[top.Stage.DependsOn[top.Next]];
+                if (seen.Add(d.Name)) stack.Push((d, 0));
+            }
         }
-        foreach (var s in stages.Values) Visit(s);
         return ordered;
+    }
+
+    private static int Depth(JsonNode? node) => node switch
+    {
+        JsonObject o => 1 + o.Select(p => Depth(p.Value)).DefaultIfEmpty(0).Max(),
+        JsonArray a => 1 + a.Select(Depth).DefaultIfEmpty(0).Max(),
+        _ => 0,
+    };
+
+    private static ValidationError HalfSurrogate(string field) =>
+        new(field, "holds a \\u escape that is half of a surrogate pair (\\ud800-\\udfff alone); write the character itself or both halves");
+
+    /// <summary>
+    /// A value <see cref="JsonShape"/> let through that the serializer still refused: named by its path, in words that
+    /// do not leak the serializer's type names.
+    /// </summary>
+    private static ValidationError Unreadable(JsonException e, string prefix)
+    {
+        var rel = JsonPathToField(e.Path);
+        var field = rel == "$" ? (prefix.Length == 0 ? "RunSpec" : prefix) : (prefix.Length == 0 ? rel : $"{prefix}.{rel}");
+        return new(field, "could not be read as the type this field needs; check it against the field's description in the README");
     }
 
     private static string JsonPathToField(string? path) =>
         string.IsNullOrEmpty(path) || path == "$" ? "$" : path.TrimStart('$').TrimStart('.').Replace("['", ".", StringComparison.Ordinal).Replace("']", "", StringComparison.Ordinal).TrimStart('.');
-
-    private static string Describe(JsonException e, Type target)
-    {
-        var m = e.Message;
-        if (m.Contains("could not be mapped", StringComparison.Ordinal))
-        {
-            if (JsonPathToField(e.Path).Contains('.', StringComparison.Ordinal)) return "unknown field; check its spelling against the stage's parameters";
-            var known = target.GetProperties().Where(p => p.CanWrite || p.DeclaringType!.GetConstructors().Any(c => c.GetParameters().Any(a => a.Name == p.Name)))
-                .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).Where(n => n != "context");
-            return $"unknown field; known fields here: {string.Join(", ", known)}";
-        }
-        var cut = m.IndexOf(" Path:", StringComparison.Ordinal);
-        return cut > 0 ? m[..cut] : m;
-    }
 }

@@ -55,7 +55,7 @@ public static class RunsApi
         }
         catch (EngineException e)
         {
-            return Results.Problem(e.Message, statusCode: 409);
+            return Results.Problem(e.Message, statusCode: e.IsNotFound ? 404 : 409);
         }
     }
 }

@@ -6,7 +6,7 @@ namespace Pipeline.Jobs.Tests.RunSpecs;
 /// <summary>The shipped presets are valid RunSpecs, and their neural stages are wired as the README says.</summary>
 public class PresetTests
 {
-    private static string PresetsFolder()
+    internal static string PresetsFolder()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

@@ -85,7 +85,7 @@ public sealed record VirtualMonkeyOptions
         {
             var a = Areas[i];
             if (!NeuralAssembly.KnownRegions.Contains(a.Region)) yield return new($"areas[{i}].region", $"'{a.Region}' is not one of {string.Join(", ", NeuralAssembly.KnownRegions)}");
-            if (a.LatencySteps is < 0 or >= 26) yield return new($"areas[{i}].latency", $"must be between 0 and 25 steps, got {a.LatencySteps}");
+            if (a.LatencySteps is < 0 or >= 26) yield return new($"areas[{i}].latency_steps", $"must be between 0 and 25 steps, got {a.LatencySteps}");
             if (a.Sites is < 1 or > 10_000) yield return new($"areas[{i}].sites", $"must be between 1 and 10000, got {a.Sites}");
         }
         foreach (var dup in Areas.GroupBy(a => a.Region).Where(g => g.Count() > 1)) yield return new("areas", $"region '{dup.Key}' is given twice");
