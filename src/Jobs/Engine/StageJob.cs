@@ -94,7 +94,9 @@ public sealed class StageJob(
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
         var beating = BeatUntilDoneAsync(heartbeat, stop, stageId);
-        var outcome = await RunWithinGraceAsync(mediator.Send(kind.CreateRequest(parameters, context), stop.Token).AsTask(), stop, stage, fence);
+        // On the thread pool: a handler that computes before its first await must not hold up the grace-period watch.
+        var work = Task.Run(() => mediator.Send(kind.CreateRequest(parameters, context), stop.Token).AsTask(), CancellationToken.None);
+        var outcome = await RunWithinGraceAsync(work, stop, stage, fence);
         await stop.CancelAsync();
         var (stillOurs, cancelRequested) = await beating;
         try
@@ -435,9 +437,10 @@ public sealed class StageJob(
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or Azure.RequestFailedException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                _log.LogWarning(e, "Could not delete {Path} of a failed attempt", a.Path);
+                // Unrecorded leftovers are harmless (the run store lists only committed artifacts); the next attempt overwrites them.
+                _log.LogWarning("Could not delete {Path} of a failed attempt: {Error}", a.Path, StoreOutage.Describe(e));
             }
         }
     }

@@ -1,4 +1,3 @@
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
@@ -160,6 +159,33 @@ public class FaultToleranceTests
         var crashed = await PipelineTestEnvironment.WaitForRunAsync(client, crashedId, Timeout);
         Assert.True(crashed.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(crashed));
         Assert.Equal(StageStatus.Cached, Stage(crashed, "train").Status);
+    }
+
+    [Fact]
+    public async Task A_stage_that_fails_because_the_blob_store_went_away_says_so_and_is_retried_by_itself()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync(azureBlobs: true);
+        var azurite = new Uri(System.Text.RegularExpressions.Regex.Match(env.Blobs!, "BlobEndpoint=([^;]+)").Groups[1].Value);
+        using var proxy = new TcpForwarder(azurite.Host, azurite.Port);
+        proxy.Start();
+        var blobs = env.Blobs!.Replace($":{azurite.Port}/", $":{proxy.Port}/", StringComparison.Ordinal);
+        var client = await env.StartHostAsync(worker: false);
+        env.StartWorker("worker-a", settings: new Dictionary<string, string?> { ["ConnectionStrings:Blobs"] = blobs, ["Pipeline:StoreOutageRetryDelay"] = "00:00:02" });
+
+        // The probe writes its outputs at the end: the store disappears while it works.
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, Specs.Probe(("only", "{ \"seconds\": 3 }", [])));
+        await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => r.Stages[0].Status == StageStatus.Running, Timeout, "start");
+        proxy.Stop();
+        var retrying = await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => r.Stages[0].Attempt == 2 || r.IsFinished, Timeout, "fail and be retried");
+        proxy.Start();
+        var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + env.WorkerLogs);
+        var outage = Assert.Single(run.Stages[0].History, h => h.Reason.StartsWith(StoreOutage.ReasonPrefix, StringComparison.Ordinal));
+        Assert.Contains("automatic retry 1 of 3", outage.Reason, StringComparison.Ordinal);
+        Assert.Equal(StageStatus.Queued, outage.To);
+        Assert.DoesNotContain(run.Stages[0].History, h => h.To == StageStatus.Failed);
+        Assert.Equal(2, retrying.Stages[0].Attempt);
     }
 
     [Fact]

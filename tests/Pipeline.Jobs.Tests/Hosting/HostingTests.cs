@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -63,75 +61,5 @@ public class HostingTests
 
         Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + worker.Output);
         Assert.EndsWith("worker-late", run.Stages[0].History.Last(h => h.To == StageStatus.Running).Reason, StringComparison.Ordinal);
-    }
-}
-
-/// <summary>A loopback TCP port that refuses connections until <see cref="Start"/>, then forwards them to a real server.</summary>
-public sealed class TcpForwarder : IDisposable
-{
-    private readonly string _host;
-    private readonly int _targetPort;
-    private readonly CancellationTokenSource _stop = new();
-    private TcpListener? _listener;
-
-    public TcpForwarder(string host, int targetPort)
-    {
-        (_host, _targetPort) = (host, targetPort);
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-    }
-
-    public int Port { get; }
-
-    public void Start()
-    {
-        _listener = new TcpListener(IPAddress.Loopback, Port);
-        _listener.Start();
-        _ = AcceptAsync(_listener);
-    }
-
-    private async Task AcceptAsync(TcpListener listener)
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient inbound;
-            try
-            {
-                inbound = await listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-            _ = ForwardAsync(inbound);
-        }
-    }
-
-    private async Task ForwardAsync(TcpClient inbound)
-    {
-        using (inbound)
-        using (var outbound = new TcpClient())
-        {
-            try
-            {
-                await outbound.ConnectAsync(_host, _targetPort, _stop.Token);
-                await Task.WhenAny(
-                    inbound.GetStream().CopyToAsync(outbound.GetStream(), _stop.Token),
-                    outbound.GetStream().CopyToAsync(inbound.GetStream(), _stop.Token));
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or SocketException)
-            {
-                // A connection ends when either side closes it or the forwarder stops.
-            }
-        }
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        _listener?.Stop();
-        _stop.Dispose();
     }
 }

@@ -71,7 +71,7 @@ public class RunSpecErrorTests
         { "a required field of a list item missing", OneStage("virtual-monkey", """{ "areas": [{ "region": "V4" }] }"""), [],
             "stages.s.params.areas[0].layer", "is required; give a string" },
         { "a misspelt field deep down", OneStage("train", """{ "checkpoint": { "every_minute": 5 } }"""), [],
-            "stages.s.params.checkpoint.every_minute", "unknown field; known fields here: every_minutes, every_steps, keep" },
+            "stages.s.params.checkpoint.every_minute", "unknown field; known fields here: every_minutes, every_steps, keep, keep_final" },
         { "a mistyped --set", OneStage("probe", "{}"), ["stages.s.params.seconds=abc"],
             "stages.s.params.seconds", "must be a number; got the string 'abc'" },
         { "a --set path with an empty part", OneStage("probe", "{}"), ["stages..params=1"],
