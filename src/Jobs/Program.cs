@@ -1,1 +1,1 @@
-return await Pipeline.Jobs.Cli.Commands.InvokeAsync(args);
+return Pipeline.Jobs.Hosting.AbandonedWork.Exit(await Pipeline.Jobs.Cli.Commands.InvokeAsync(args));

@@ -5,7 +5,7 @@ builder.AddPipelineWeb();
 
 var app = builder.Build();
 app.UsePipelineWeb();
-return await app.RunPipelineWebAsync();
+return Pipeline.Jobs.Hosting.AbandonedWork.Exit(await app.RunPipelineWebAsync());
 
 /// <summary>Entry point, visible to the integration tests' WebApplicationFactory.</summary>
 public partial class Program;

@@ -17,7 +17,8 @@ namespace Pipeline.Jobs.Engine;
 /// also records the transition with its reason.
 /// </summary>
 public sealed class StageEngine(
-    IDbContextFactory<RunStoreContext> dbs, IBackgroundJobClient jobs, IArtifactStore store, IOptions<PipelineOptions> options, ILogger<StageEngine> log)
+    IDbContextFactory<RunStoreContext> dbs, IBackgroundJobClient jobs, IArtifactStore store, IOptions<PipelineOptions> options, PipelineMode mode,
+    ILogger<StageEngine> log)
 {
     /// <summary>How often one stage may have the producer of a corrupt input re-run before it fails instead.</summary>
     public const int MaxHealsPerStage = 2;
@@ -202,7 +203,11 @@ public sealed class StageEngine(
         var stages = await db.Stages.AsNoTracking().Where(s => s.RunId == runId).OrderBy(s => s.Id).ToListAsync(ct);
         if (stages.Count == 0) throw EngineException.NotFound($"Run {runId} does not exist.");
         var ids = stages.Where(s => s.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(s)).Select(s => s.Id).ToList();
-        if (ids.Count == 0)
+        // The embedded job queue lives in memory: queued stages of an earlier process (Ctrl-C during `run --wait`)
+        // lost their jobs with it and get new ones here.
+        var orphaned = mode.EmbeddedDatabase ? stages.Where(s => s.Status == StageStatus.Queued).ToList() : [];
+        foreach (var q in orphaned) await EnqueueAsync(q.Id, ct);
+        if (ids.Count == 0 && orphaned.Count == 0)
         {
             throw new EngineException(stages.Any(s => s.Status is StageStatus.Queued or StageStatus.Running)
                 ? $"Run {runId} has no failed, cancelled or interrupted stage: its queued and running stages continue on the workers."

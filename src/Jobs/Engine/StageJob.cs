@@ -69,7 +69,7 @@ public sealed class StageJob(
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             await HandBackAsync(stage, worker);
-            throw;
+            throw await HandedBackAsync(stage, cancellationToken);
         }
 
         var fence = new StageFence(dbs, stageId, attempt);
@@ -101,7 +101,7 @@ public sealed class StageJob(
         var (stillOurs, cancelRequested) = await beating;
         try
         {
-            await RecordOutcomeAsync(stage, attempt, context, fence, outcome, stillOurs, cancelRequested, worker);
+            await RecordOutcomeAsync(stage, attempt, context, fence, outcome, stillOurs, cancelRequested, worker, cancellationToken);
         }
         finally
         {
@@ -130,6 +130,7 @@ public sealed class StageJob(
                 if (await Task.WhenAny(work, Task.Delay(grace, CancellationToken.None)) != work)
                 {
                     fence.Revoke("the worker stopped and the stage did not return within the shutdown grace period");
+                    AbandonedWork.Add();
                     _log.LogWarning("Stage {StageId} ({StageName}) did not return within {Grace}; handing it back without waiting", stage.Id, stage.Name, grace);
                     _ = work.ContinueWith(t => t.Exception, TaskScheduler.Default); // observed: it ends in a process that is exiting
                     return new Outcome(null, null, TimedOut: true);
@@ -147,7 +148,7 @@ public sealed class StageJob(
     }
 
     private async Task RecordOutcomeAsync(Stage stage, int attempt, StageContext context, StageFence fence, Outcome outcome,
-        bool stillOurs, bool cancelRequested, string worker)
+        bool stillOurs, bool cancelRequested, string worker, CancellationToken hangfireToken)
     {
         if (!stillOurs)
         {
@@ -174,7 +175,7 @@ public sealed class StageJob(
             // (libtorch fails calls once shutdown begins), the stage is handed back, not failed; its checkpoint survives.
             if (!outcome.TimedOut) await DeleteOutputsAsync(context);
             await HandBackAsync(stage, worker, outcome.TimedOut ? "did not return within the shutdown grace period" : null);
-            throw new OperationCanceledException($"Stage {stage.Id} handed back: worker {worker} is stopping");
+            throw await HandedBackAsync(stage, hangfireToken);
         }
         e ??= new InvalidOperationException("the stage neither returned nor failed");
         await DeleteOutputsAsync(context);
@@ -200,6 +201,24 @@ public sealed class StageJob(
             if (c is ArtifactNotFoundException { FileName: { } missing }) return (missing, "missing");
         }
         return null;
+    }
+
+    /// <summary>
+    /// The exception that ends a handed-back job the way Hangfire requeues at once, returned once Hangfire's own server
+    /// is stopping (the host's stopping signal comes first, Hangfire's a moment later): thrown earlier, Hangfire would
+    /// record the job as failed, and the stage would wait for the reconciler.
+    /// </summary>
+    private async Task<OperationCanceledException> HandedBackAsync(Stage stage, CancellationToken hangfireToken)
+    {
+        try
+        {
+            await Task.Delay(options.Value.ShutdownGracePeriod + TimeSpan.FromSeconds(5), hangfireToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Hangfire is stopping: now the exception below means "aborted, requeue".
+        }
+        return new OperationCanceledException($"Stage {stage.Id} ({stage.Name}) handed back: the worker is stopping", hangfireToken);
     }
 
     /// <summary>Running → Queued at the same attempt, so this job's re-delivery (or the reconciler) resumes it elsewhere.</summary>
