@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
 
 namespace Pipeline.Jobs.Tests.Engine;
@@ -16,10 +14,10 @@ public sealed class CliInterruptTests : IDisposable
     public async Task Ctrl_c_during_run_wait_exits_1_and_the_same_command_resumes_from_the_checkpoint()
     {
         var spec = Path.Combine(_folder, "train.json");
-        await File.WriteAllTextAsync(spec, FaultToleranceTests.TrainSpec(steps: 40, every: 1000, train: 2048));
+        await File.WriteAllTextAsync(spec, Specs.Train(steps: 40, every: 1000, train: 2048));
         string[] args = ["run", "--preset", spec, "--wait"];
 
-        using (var first = Cli.Start(_folder, args))
+        using (var first = Cli(args))
         {
             await first.WaitForOutputAsync(line => line.Contains("train: running", StringComparison.Ordinal) && Percent(line) >= 25, TimeSpan.FromSeconds(150));
             first.Signal("INT");
@@ -28,7 +26,7 @@ public sealed class CliInterruptTests : IDisposable
             Assert.Contains("Interrupted", first.Output, StringComparison.Ordinal);
         }
 
-        using var second = Cli.Start(_folder, [.. args, "--json"]);
+        using var second = Cli([.. args, "--json"]);
         var exit = await second.WaitForExitAsync(TimeSpan.FromSeconds(150));
         Assert.True(exit == 0, $"exit code {exit}:\n{second.Output}");
         var run = JsonNode.Parse(second.StandardOutput)!;
@@ -58,90 +56,10 @@ public sealed class CliInterruptTests : IDisposable
         }
     }
 
-    /// <summary>A `pipeline` process in embedded mode with its data folder in <c>folder</c>.</summary>
-    private sealed class Cli : IDisposable
+    /// <summary>A `pipeline` command in embedded mode with its data folder in the test's folder.</summary>
+    private PipelineProcess Cli(string[] args) => PipelineProcess.Start("pipeline " + args[0], new Dictionary<string, string?>
     {
-        private readonly Process _process;
-        private readonly StringBuilder _all = new();
-        private readonly StringBuilder _stdout = new();
-
-        private Cli(Process process) => _process = process;
-
-        public string Output
-        {
-            get { lock (_all) return _all.ToString(); }
-        }
-
-        public string StandardOutput
-        {
-            get { lock (_all) return _stdout.ToString(); }
-        }
-
-        public static Cli Start(string folder, string[] args)
-        {
-            var bin = AppContext.BaseDirectory;
-            var info = new ProcessStartInfo("dotnet", [Path.Combine(bin, "pipeline.dll"), .. args])
-            {
-                WorkingDirectory = folder,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            info.Environment["Pipeline__DataFolder"] = Path.Combine(folder, ".pipeline");
-            info.Environment["Pipeline__ShutdownGracePeriod"] = "00:00:20";
-            var cli = new Cli(new Process { StartInfo = info });
-            cli._process.OutputDataReceived += (_, e) => cli.Append(e.Data, stdout: true);
-            cli._process.ErrorDataReceived += (_, e) => cli.Append(e.Data, stdout: false);
-            cli._process.Start();
-            cli._process.BeginOutputReadLine();
-            cli._process.BeginErrorReadLine();
-            return cli;
-        }
-
-        private void Append(string? line, bool stdout)
-        {
-            if (line is null) return;
-            lock (_all)
-            {
-                _all.AppendLine(line);
-                if (stdout) _stdout.AppendLine(line);
-            }
-        }
-
-        public async Task WaitForOutputAsync(Func<string, bool> condition, TimeSpan timeout)
-        {
-            var clock = Stopwatch.StartNew();
-            while (!Output.Split('\n').Any(condition))
-            {
-                if (_process.HasExited || clock.Elapsed > timeout) throw new TimeoutException($"The expected output did not appear:\n{Output}");
-                await Task.Delay(200);
-            }
-        }
-
-        public void Signal(string name)
-        {
-            using var kill = Process.Start("kill", [$"-{name}", _process.Id.ToString(CultureInfo.InvariantCulture)]);
-            kill.WaitForExit();
-        }
-
-        public async Task<int> WaitForExitAsync(TimeSpan timeout)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException($"pipeline did not exit within {timeout}:\n{Output}");
-            }
-            _process.WaitForExit(); // flushes the redirected output
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-            _process.Dispose();
-        }
-    }
+        ["Pipeline:DataFolder"] = Path.Combine(_folder, ".pipeline"),
+        ["Pipeline:ShutdownGracePeriod"] = "00:00:20",
+    }, args, _folder);
 }

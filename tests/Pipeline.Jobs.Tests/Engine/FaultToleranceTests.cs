@@ -13,26 +13,6 @@ public class FaultToleranceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
 
-    /// <summary>Tiny synthetic shards and a narrow rgc-shallow trained for <paramref name="steps"/> steps of 32 images.</summary>
-    public static string TrainSpec(int steps, int every, int train = 256, string extraStages = "") => $$"""
-        {
-          "name": "fault-test",
-          "stages": {
-            "shards": { "kind": "shard", "params": { "source": { "kind": "synthetic", "num_classes": 4, "image_size": 32, "train_count": {{train}}, "val_count": 32 } } },
-            "train": {
-              "kind": "train",
-              "depends_on": ["shards"],
-              "params": {
-                "model": { "preset": "rgc-shallow", "width": 0.25, "time": { "steps": 6, "image_off": null } },
-                "steps": {{steps}}, "batch_size": 32, "threads": 1, "metrics_interval_seconds": 1,
-                "optimizer": { "kind": "adam", "learning_rate": 0.002, "weight_decay": 0 },
-                "checkpoint": { "every_steps": {{every}} }
-              }
-            }{{extraStages}}
-          }
-        }
-        """;
-
     private static StageDetail Stage(RunDetail run, string name) => run.Stages.Single(s => s.Name == name);
 
     [Fact]
@@ -43,7 +23,7 @@ public class FaultToleranceTests
         // No grace at all: whatever native call the step is in when SIGTERM arrives, the stage is handed back unfinished.
         var a = env.StartWorker("worker-a", settings: new Dictionary<string, string?> { ["Pipeline:ShutdownGracePeriod"] = "00:00:00" });
 
-        var runId = await PipelineTestEnvironment.LaunchAsync(client, TrainSpec(steps: 60, every: 5, train: 2048));
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, Specs.Train(steps: 60, every: 5, train: 2048));
         await PipelineTestEnvironment.WaitUntilAsync(client, runId, r => Stage(r, "train") is { Status: StageStatus.Running, Progress: >= 0.2 }, Timeout, "train a fifth");
         a.Terminate();
 
@@ -68,7 +48,7 @@ public class FaultToleranceTests
         var client = await env.StartHostAsync(worker: false);
         var grace = new Dictionary<string, string?> { ["Pipeline:ShutdownGracePeriod"] = "00:00:02" };
         var a = env.StartWorker("worker-a", settings: grace);
-        var spec = TrainSpec(steps: 8, every: 100, extraStages: """
+        var spec = Specs.Train(steps: 8, every: 100, extraStages: """
             ,
             "monkey": { "kind": "virtual-monkey", "depends_on": ["train"], "params": { "areas": [{ "region": "V4", "layer": "conv3", "latency_steps": 0, "sites": 16 }, { "region": "IT", "layer": "conv5", "latency_steps": 0, "sites": 16 }], "stimuli": 200, "repetitions": 4, "threads": 1 } },
             "fit": { "kind": "neural-fit", "depends_on": ["train", "monkey"], "params": { "features": { "max_dims": 256 }, "methods": ["pls", "ridge"], "threads": 1 } }
@@ -129,7 +109,7 @@ public class FaultToleranceTests
         await using var env = await PipelineTestEnvironment.CreateAsync();
         var client = await env.StartHostAsync(worker: false);
         var a = env.StartWorker("worker-a");
-        var spec = TrainSpec(steps: 40, every: 4, train: 2048);
+        var spec = Specs.Train(steps: 40, every: 4, train: 2048);
         var crashedId = await PipelineTestEnvironment.LaunchAsync(client, spec);
         await PipelineTestEnvironment.WaitUntilAsync(client, crashedId, r => Stage(r, "train") is { Status: StageStatus.Running, Progress: >= 0.3 }, Timeout, "train a third");
         a.Kill();

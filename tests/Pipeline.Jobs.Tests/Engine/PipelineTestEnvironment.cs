@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,7 +18,7 @@ namespace Pipeline.Jobs.Tests.Engine;
 /// </summary>
 public sealed class PipelineTestEnvironment : IAsyncDisposable
 {
-    private readonly List<WorkerProcess> _workers = [];
+    private readonly List<PipelineProcess> _workers = [];
     private readonly List<IHost> _hosts = [];
 
     private PipelineTestEnvironment(string database, string connectionString, string dataFolder, string? blobs)
@@ -73,11 +74,11 @@ public sealed class PipelineTestEnvironment : IAsyncDisposable
     }
 
     /// <summary>A separate `pipeline worker` process (the real executable) on this environment's stores.</summary>
-    public WorkerProcess StartWorker(string name, int workers = 1, IDictionary<string, string?>? settings = null)
+    public PipelineProcess StartWorker(string name, int workers = 1, IDictionary<string, string?>? settings = null)
     {
         var all = Settings(name);
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) all[k] = v;
-        var w = WorkerProcess.Start(name, all, workers);
+        var w = PipelineProcess.StartWorker(name, all, workers);
         _workers.Add(w);
         return w;
     }
@@ -135,13 +136,14 @@ public sealed class PipelineTestEnvironment : IAsyncDisposable
     }
 }
 
-/// <summary>A `pipeline worker` child process; its output is kept for failure messages.</summary>
-public sealed class WorkerProcess : IDisposable
+/// <summary>A `pipeline` child process (a worker, or any command); its output is kept for assertions and failure messages.</summary>
+public sealed class PipelineProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly StringBuilder _stdout = new();
 
-    private WorkerProcess(string name, Process process)
+    private PipelineProcess(string name, Process process)
     {
         Name = name;
         _process = process;
@@ -151,35 +153,77 @@ public sealed class WorkerProcess : IDisposable
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Standard output and error, interleaved as they arrived.</summary>
     public string Output
     {
         get { lock (_output) return _output.ToString(); }
     }
 
-    public static WorkerProcess Start(string name, IDictionary<string, string?> settings, int workers)
+    /// <summary>Standard output alone (e.g. a command's --json document).</summary>
+    public string StandardOutput
+    {
+        get { lock (_output) return _stdout.ToString(); }
+    }
+
+    /// <summary>`pipeline worker` on every queue.</summary>
+    public static PipelineProcess StartWorker(string name, IDictionary<string, string?> settings, int workers) =>
+        Start(name, settings, ["worker", "--queues", "default,cpu,gpu", "--workers", workers.ToString(CultureInfo.InvariantCulture)]);
+
+    /// <summary>`pipeline ARGS…` with <paramref name="settings"/> as environment variables (':' becomes '__').</summary>
+    public static PipelineProcess Start(string name, IDictionary<string, string?> settings, string[] args, string? workingDirectory = null)
     {
         var bin = AppContext.BaseDirectory;
-        var info = new ProcessStartInfo("dotnet", [Path.Combine(bin, "pipeline.dll"), "worker", "--queues", "default,cpu,gpu", "--workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        var info = new ProcessStartInfo("dotnet", [Path.Combine(bin, "pipeline.dll"), .. args])
         {
-            WorkingDirectory = bin,
+            WorkingDirectory = workingDirectory ?? bin,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
         foreach (var (key, value) in settings) info.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         var p = new Process { StartInfo = info };
-        var w = new WorkerProcess(name, p);
-        p.OutputDataReceived += (_, e) => w.Append(e.Data);
-        p.ErrorDataReceived += (_, e) => w.Append(e.Data);
+        var w = new PipelineProcess(name, p);
+        p.OutputDataReceived += (_, e) => w.Append(e.Data, stdout: true);
+        p.ErrorDataReceived += (_, e) => w.Append(e.Data, stdout: false);
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return w;
     }
 
-    private void Append(string? line)
+    private void Append(string? line, bool stdout)
     {
         if (line is null) return;
-        lock (_output) _output.AppendLine(line);
+        lock (_output)
+        {
+            _output.AppendLine(line);
+            if (stdout) _stdout.AppendLine(line);
+        }
+    }
+
+    /// <summary>Waits until some output line satisfies <paramref name="condition"/>.</summary>
+    public async Task WaitForOutputAsync(Func<string, bool> condition, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Output.Split('\n').Any(condition))
+        {
+            if (HasExited || clock.Elapsed > timeout) throw new TimeoutException($"{Name}: the expected output did not appear:\n{Output}");
+            await Task.Delay(200);
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{Name} did not exit within {timeout}:\n{Output}");
+        }
+        _process.WaitForExit(); // flushes the redirected output
+        return _process.ExitCode;
     }
 
     /// <summary>SIGKILL: no shutdown hooks, no checkpoint, no goodbye — as when a VM is evicted.</summary>
@@ -192,8 +236,7 @@ public sealed class WorkerProcess : IDisposable
     /// <summary>SIGTERM, as a spot VM's eviction notice or `systemctl stop` sends: the worker shuts down gracefully.</summary>
     public void Terminate()
     {
-        using var kill = Process.Start("kill", ["-TERM", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
+        Signal("TERM");
         if (!_process.WaitForExit(45_000)) throw new TimeoutException($"{Name} did not stop within 45 s of SIGTERM:\n{Output}");
     }
 
@@ -202,9 +245,10 @@ public sealed class WorkerProcess : IDisposable
 
     public void Resume() => Signal("CONT");
 
-    private void Signal(string name)
+    /// <summary>kill -NAME: INT is Ctrl-C.</summary>
+    public void Signal(string name)
     {
-        using var kill = Process.Start("kill", [$"-{name}", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var kill = Process.Start("kill", [$"-{name}", Pid.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
     }
 

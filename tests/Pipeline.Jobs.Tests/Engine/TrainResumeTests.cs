@@ -12,26 +12,7 @@ public class TrainResumeTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(150);
 
-    /// <summary>Tiny synthetic shards, then a narrow rgc-shallow (T 6) trained for <paramref name="steps"/> steps of 32
-    /// images, checkpointing every <paramref name="every"/> steps and at each epoch end (every train/32 steps).</summary>
-    private static string Spec(int steps, int every, int train = 256) => $$"""
-        {
-          "name": "train-resume-test",
-          "stages": {
-            "shards": { "kind": "shard", "params": { "source": { "kind": "synthetic", "num_classes": 4, "image_size": 32, "train_count": {{train}}, "val_count": 32 } } },
-            "train": {
-              "kind": "train",
-              "depends_on": ["shards"],
-              "params": {
-                "model": { "preset": "rgc-shallow", "width": 0.25, "time": { "steps": 6, "image_off": null } },
-                "steps": {{steps}}, "batch_size": 32, "threads": 1, "metrics_interval_seconds": 1,
-                "optimizer": { "kind": "adam", "learning_rate": 0.002, "weight_decay": 0 },
-                "checkpoint": { "every_steps": {{every}} }
-              }
-            }
-          }
-        }
-        """;
+    private static string Spec(int steps, int every, int train = 256) => Specs.Train(steps, every, train);
 
     private static StageDetail Train(RunDetail run) => run.Stages.Single(s => s.Name == "train");
 
