@@ -67,7 +67,7 @@ public static class JobsServiceCollectionExtensions
         services.AddMediator(o =>
         {
             o.ServiceLifetime = ServiceLifetime.Scoped;
-            o.PipelineBehaviors = [typeof(StageLoggingBehavior<,>)];
+            o.PipelineBehaviors = [typeof(StageLoggingBehavior<,>), typeof(StagePreambleBehavior<,>)];
         });
         services.AddSingleton<StageEngine>();
         services.AddScoped<StageJob>();

@@ -10,7 +10,7 @@ namespace Pipeline.Stages.Data;
 
 /// <summary>Turns an image dataset into WebDataset tar shards plus <c>manifest.json</c> (see <see cref="ShardManifest"/>).</summary>
 [Stage("shard", StageQueues.Cpu, 1)]
-public sealed record ShardStage(ShardParams Params, StageContext Context) : IStageRequest;
+public sealed record ShardStage(ShardParams Params, StageContext Context) : IStageRequest<ShardParams>;
 
 /// <summary>
 /// Loads and encodes samples on all cores in fixed-size chunks, then writes each chunk in index order, so the shards
@@ -27,9 +27,6 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
     public async ValueTask<StageResult> Handle(ShardStage request, CancellationToken cancellationToken)
     {
         var (p, context) = (request.Params, request.Context);
-        var errors = p.Validate().ToList();
-        if (errors.Count > 0)
-            throw new StageInputException($"Invalid shard params: {string.Join("; ", errors)}");
         try
         {
             var manifest = await RunAsync(p, context, cancellationToken);

@@ -24,7 +24,7 @@ public sealed record ProbeParams(double Seconds = 0, int FailAttempts = 0, int P
 }
 
 [Stage("probe", StageQueues.Default, 1)]
-public sealed record ProbeStage(ProbeParams Params, StageContext Context) : IStageRequest;
+public sealed record ProbeStage(ProbeParams Params, StageContext Context) : IStageRequest<ProbeParams>;
 
 public sealed class ProbeHandler : IRequestHandler<ProbeStage, StageResult>
 {

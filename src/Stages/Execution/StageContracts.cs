@@ -12,6 +12,15 @@ public interface IStageRequest : IRequest<StageResult>
     StageContext Context { get; }
 }
 
+/// <summary>
+/// A stage request with its parameters. The engine's pipeline behaviours read them before the handler runs: they
+/// validate them (a handler never does) and apply the torch settings of <see cref="ITorchStageParams"/>.
+/// </summary>
+public interface IStageRequest<out TParams> : IStageRequest where TParams : IStageParams
+{
+    TParams Params { get; }
+}
+
 /// <summary>Names a stage kind, its Hangfire queue, and the code version that goes into its content key.</summary>
 [AttributeUsage(AttributeTargets.Class, Inherited = false)]
 public sealed class StageAttribute(string kind, string queue, int version) : Attribute
@@ -36,6 +45,16 @@ public static class StageQueues
 public interface IStageParams
 {
     IEnumerable<ValidationError> Validate();
+}
+
+/// <summary>
+/// Parameters of a stage that computes with libtorch: where (<c>device</c>: auto, cpu or cuda) and with how many
+/// threads (null: every core). One rule checks both (<see cref="TorchSettings"/>); the engine applies them.
+/// </summary>
+public interface ITorchStageParams : IStageParams
+{
+    string Device { get; }
+    int? Threads { get; }
 }
 
 /// <summary>

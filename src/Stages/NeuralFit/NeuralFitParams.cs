@@ -7,7 +7,7 @@ namespace Pipeline.Stages.NeuralFit;
 /// a <c>virtual-monkey</c> stage it depends on, or from <see cref="Path"/>. Defaults follow Brain-Score (PLS with 25
 /// components, 10 stratified 90/10 splits, split-half ceiling) and CONVRNN.md (bins 70–260 ms, step t ↔ [10t, 10t+10) ms).
 /// </summary>
-public sealed record NeuralFitParams : IStageParams, IExternalInputs
+public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
 {
     /// <summary>A Brain-Score-style NetCDF4 file or a plain-format folder (see <see cref="NeuralDataReader"/>); null =
     /// the dataset of a virtual-monkey dependency.</summary>
@@ -103,8 +103,7 @@ public sealed record NeuralFitParams : IStageParams, IExternalInputs
         foreach (var e in Features.Validate()) yield return e with { Field = "features." + e.Field };
         if (BatchSize is < 1 or > 4096) yield return new("batch_size", $"must be between 1 and 4096; got {BatchSize}.");
         if (Seed < 0) yield return new("seed", $"must be 0 or positive; got {Seed}.");
-        if (Device is not ("auto" or "cpu" or "cuda")) yield return new("device", $"must be 'auto', 'cpu' or 'cuda'; got '{Device}'.");
-        if (Threads is < 1 or > 256) yield return new("threads", $"must be between 1 and 256 (or null for every core); got {Threads}.");
+        foreach (var e in TorchSettings.Validate(this)) yield return e;
     }
 }
 

@@ -17,7 +17,7 @@ namespace Pipeline.Stages.NeuralFit;
 /// area, 10 ms bin and layer, cross-validated predictivity with noise ceilings, the best layer per area and the plots.
 /// </summary>
 [Stage("neural-fit", StageQueues.Gpu, 1)]
-public sealed record NeuralFitStage(NeuralFitParams Params, StageContext Context) : IStageRequest;
+public sealed record NeuralFitStage(NeuralFitParams Params, StageContext Context) : IStageRequest<NeuralFitParams>;
 
 public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResult>
 {
@@ -27,13 +27,11 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
     public async ValueTask<StageResult> Handle(NeuralFitStage request, CancellationToken cancellationToken)
     {
         var (p, context) = (request.Params, request.Context);
-        var errors = p.Validate().ToList();
-        if (errors.Count > 0) throw new StageInputException($"Invalid neural-fit params: {string.Join("; ", errors)}");
         var ct = cancellationToken;
         var log = context.Logger;
         var wall = Stopwatch.StartNew();
-        if (p.Threads is { } threads) torch.set_num_threads(threads);
         var device = ComputeDevice.Resolve(p.Device);
+        TorchSettings.Apply(p);
 
         var modelPath = await DownloadModelAsync(context, ct);
         var (dataset, groundTruth) = await OpenDataAsync(p, context, ct);

@@ -9,7 +9,7 @@ namespace Pipeline.Stages.Training;
 /// shards of the stage it depends on. Defaults for the optimiser follow CONVRNN.md's searched configuration (SGD,
 /// momentum 0.9, Nesterov, learning rate 0.0076, clipping ±0.32 by value, batch 64).
 /// </summary>
-public sealed record TrainParams : IStageParams
+public sealed record TrainParams : ITorchStageParams
 {
     public ModelChoice Model { get; init; } = new();
 
@@ -80,8 +80,7 @@ public sealed record TrainParams : IStageParams
         if (Mean is not null && Std is not null && Mean.Count != Std.Count) yield return new("std", $"has {Std.Count} values but mean has {Mean.Count}; give one per channel.");
         if (Std?.Any(s => !(s > 0)) == true) yield return new("std", "every value must be positive.");
         if (Seed < 0) yield return new("seed", $"must be 0 or positive; got {Seed}.");
-        if (Device is not ("auto" or "cpu" or "cuda")) yield return new("device", $"must be 'auto', 'cpu' or 'cuda'; got '{Device}'.");
-        if (Threads is < 1 or > 256) yield return new("threads", $"must be between 1 and 256 (or null for every core); got {Threads}.");
+        foreach (var e in TorchSettings.Validate(this)) yield return e;
         if (DecodeThreads is < 1 or > 64) yield return new("decode_threads", $"must be between 1 and 64; got {DecodeThreads}.");
         if (PrefetchBatches is < 1 or > 64) yield return new("prefetch_batches", $"must be between 1 and 64; got {PrefetchBatches}.");
         if (EvalMaxSamples is < 1) yield return new("eval_max_samples", $"must be at least 1 (or null for the whole validation split); got {EvalMaxSamples}.");

@@ -15,7 +15,7 @@ namespace Pipeline.Stages.Training;
 
 /// <summary>Trains one model (baseline, control or ConvRNN) on the shards of the stage it depends on.</summary>
 [Stage("train", StageQueues.Gpu, 2)]
-public sealed record TrainStage(TrainParams Params, StageContext Context) : IStageRequest;
+public sealed record TrainStage(TrainParams Params, StageContext Context) : IStageRequest<TrainParams>;
 
 /// <summary>
 /// The training loop: resume from the newest intact checkpoint, train with background-decoded batches, evaluate at
@@ -30,8 +30,6 @@ public sealed class TrainHandler : IRequestHandler<TrainStage, StageResult>
     public async ValueTask<StageResult> Handle(TrainStage request, CancellationToken cancellationToken)
     {
         var (p, context) = (request.Params, request.Context);
-        var errors = p.Validate().ToList();
-        if (errors.Count > 0) throw new StageInputException($"Invalid train params: {string.Join("; ", errors)}");
         try
         {
             return await new TrainingRun(p, context).RunAsync(cancellationToken);
@@ -80,7 +78,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         var reader = new ShardReader(context.Store, manifest, Path.Combine(context.ScratchFolder, "shards"));
         var imageSize = p.ImageSize ?? manifest.Image.ShortSide ?? await UniformSourceSizeAsync(manifest, reader, ct);
         var device = ComputeDevice.Resolve(p.Device);
-        if (p.Threads is { } threads) torch.set_num_threads(threads);
+        TorchSettings.Apply(p);
 
         var spec = ModelFactory.Resolve(p.Model.Resolve(imageSize, manifest.Classes.Count, manifest.Image.Channels));
         torch.manual_seed(p.Seed);

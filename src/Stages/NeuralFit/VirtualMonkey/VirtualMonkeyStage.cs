@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.Formats.Tar;
 using System.Text.Json.Nodes;
 using Mediator;
@@ -14,14 +15,14 @@ namespace Pipeline.Stages.NeuralFit;
 /// initialised from the seed. Runs on the CPU queue: one forward unroll of a few hundred small images.
 /// </summary>
 [Stage("virtual-monkey", StageQueues.Cpu, 1)]
-public sealed record VirtualMonkeyStage(VirtualMonkeyParams Params, StageContext Context) : IStageRequest
+public sealed record VirtualMonkeyStage(VirtualMonkeyParams Params, StageContext Context) : IStageRequest<VirtualMonkeyParams>
 {
     public const string AssemblyFile = VirtualMonkeyWriter.AssemblyFile;
     public const string ImagesFile = "images.tar";
 }
 
 /// <summary>Parameters of the <c>virtual-monkey</c> stage (defaults as <see cref="VirtualMonkeyOptions"/>).</summary>
-public sealed record VirtualMonkeyParams : IStageParams
+public sealed record VirtualMonkeyParams : ITorchStageParams
 {
     /// <summary>A preset initialised from <see cref="Seed"/>; leave it out when the stage depends on a train stage, whose
     /// trained model is then the reference (its spec fixes width and image size).</summary>
@@ -39,6 +40,10 @@ public sealed record VirtualMonkeyParams : IStageParams
 
     /// <summary>libtorch compute threads; null = every core.</summary>
     public int? Threads { get; init; }
+
+    /// <summary>The reference model runs on the CPU (the stage's queue); not a field of the RunSpec.</summary>
+    [JsonIgnore]
+    public string Device => "cpu";
 
     public VirtualMonkeyOptions ToOptions(string? modelPath) => ToOptions(Model ?? new ReferenceModelParams(), modelPath);
 
@@ -69,7 +74,7 @@ public sealed record VirtualMonkeyParams : IStageParams
                 _ => e,
             };
         }
-        if (Threads is < 1 or > 256) yield return new("threads", $"must be between 1 and 256 (or null for every core); got {Threads}.");
+        foreach (var e in TorchSettings.Validate(this)) yield return e;
     }
 }
 
@@ -87,9 +92,7 @@ public sealed class VirtualMonkeyHandler : IRequestHandler<VirtualMonkeyStage, S
     {
         var (p, context) = (request.Params, request.Context);
         var ct = cancellationToken;
-        var errors = p.Validate().ToList();
-        if (errors.Count > 0) throw new StageInputException($"Invalid virtual-monkey params: {string.Join("; ", errors)}");
-        if (p.Threads is { } threads) torch.set_num_threads(threads);
+        TorchSettings.Apply(p);
 
         var trained = context.Inputs.Values.SelectMany(a => a).Any(a => a.Path.EndsWith("/model.safetensors", StringComparison.Ordinal));
         if (trained && p.Model is not null)
