@@ -43,7 +43,7 @@ public sealed class StageJob(
         {
             var claimed = await StageEngine.TryTransitionAsync(db, stageId, attempt, StageStatus.Queued, StageStatus.Running, $"started on {worker}",
                 s => s.SetProperty(x => x.Worker, worker).SetProperty(x => x.StartedAt, DateTime.UtcNow)
-                      .SetProperty(x => x.HeartbeatAt, DateTime.UtcNow).SetProperty(x => x.Progress, 0),
+                      .SetProperty(x => x.HeartbeatAt, DateTime.UtcNow).SetProperty(x => x.Progress, 0).SetProperty(x => x.ProgressMessage, (string?)null),
                 extraCondition: q => q.Where(s => !s.CancelRequested), ct: cancellationToken);
             if (!claimed)
             {
@@ -93,11 +93,14 @@ public sealed class StageJob(
         };
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
-        var beating = BeatUntilDoneAsync(heartbeat, stop, stageId);
+        // The heartbeat has its own end: it keeps beating through the shutdown grace period (the stage is still ours
+        // while it checkpoints), and stops once the handler has returned or was left behind.
+        using var beatEnd = new CancellationTokenSource();
+        var beating = BeatUntilDoneAsync(heartbeat, stop, stageId, beatEnd.Token);
         // On the thread pool: a handler that computes before its first await must not hold up the grace-period watch.
         var work = Task.Run(() => mediator.Send(kind.CreateRequest(parameters, context), stop.Token).AsTask(), CancellationToken.None);
         var outcome = await RunWithinGraceAsync(work, stop, stage, fence);
-        await stop.CancelAsync();
+        await beatEnd.CancelAsync();
         var (stillOurs, cancelRequested) = await beating;
         try
         {
@@ -313,7 +316,8 @@ public sealed class StageJob(
         }
     }
 
-    private async Task<(bool StillOurs, bool CancelRequested)> BeatUntilDoneAsync(StageHeartbeat heartbeat, CancellationTokenSource stop, long stageId)
+    /// <summary>Beats until <paramref name="end"/>; cancels the stage (<paramref name="stop"/>) when it is no longer ours or cancellation was asked for.</summary>
+    private async Task<(bool StillOurs, bool CancelRequested)> BeatUntilDoneAsync(StageHeartbeat heartbeat, CancellationTokenSource stop, long stageId, CancellationToken end)
     {
         var interval = options.Value.HeartbeatInterval;
         var last = (StillOurs: true, CancelRequested: false);
@@ -321,7 +325,7 @@ public sealed class StageJob(
         {
             try
             {
-                await Task.Delay(interval, stop.Token);
+                await Task.Delay(interval, end);
             }
             catch (OperationCanceledException)
             {

@@ -63,10 +63,7 @@ public sealed class ProbeHandler : IRequestHandler<ProbeStage, StageResult>
             ["inputs"] = inputs,
             ["payload_sha256"] = Convert.ToHexStringLower(SHA256.HashData(payload)),
         };
-        using (var ms = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(report, PipelineJson.Options)))
-        {
-            await ctx.WriteOutputAsync("probe.json", ms, cancellationToken);
-        }
+        await ctx.WriteJsonAsync("probe.json", report, cancellationToken);
         return new StageResult(ctx.Outputs, new JsonObject { ["inputs"] = inputs.Count });
     }
 }

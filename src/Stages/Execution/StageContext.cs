@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Stages.Artifacts;
 
@@ -5,7 +6,8 @@ namespace Pipeline.Stages.Execution;
 
 /// <summary>
 /// Everything a stage handler may touch outside its parameters: its identity, its inputs (the artifacts of the stages
-/// it depends on, by stage name), the artifact store, its output folder, progress, and a logger.
+/// it depends on, by stage name), the artifact store, its output and state folders, progress, and a logger — and the
+/// helpers every handler uses for them (input lookup, downloads to scratch, JSON outputs), written once here.
 /// </summary>
 public sealed class StageContext
 {
@@ -51,15 +53,47 @@ public sealed class StageContext
         return info;
     }
 
+    /// <summary>Writes <paramref name="value"/> as an indented JSON output with the project's one convention (<see cref="PipelineJson"/>).</summary>
+    public async Task<ArtifactInfo> WriteJsonAsync<T>(string fileName, T value, CancellationToken ct)
+    {
+        using var bytes = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(value, Indented), writable: false);
+        return await WriteOutputAsync(fileName, bytes, ct);
+    }
+
+    private static readonly JsonSerializerOptions Indented = new(PipelineJson.Options) { WriteIndented = true };
+
     /// <summary>The single input artifact named <paramref name="fileName"/> among all inputs, or a clear error.</summary>
-    public ArtifactInfo RequireInput(string fileName)
+    public ArtifactInfo RequireInput(string fileName) =>
+        FindInput(fileName) ?? throw new StageInputException(
+            $"Stage '{StageName}' needs an input '{fileName}', but none of its dependencies ({string.Join(", ", Inputs.Keys)}) produced one. Add a dependency on a stage that writes it.");
+
+    /// <summary>The single input artifact named <paramref name="fileName"/>, null when no dependency wrote one; several are an error.</summary>
+    public ArtifactInfo? FindInput(string fileName)
     {
         var matches = Inputs.Values.SelectMany(a => a).Where(a => a.Path.EndsWith("/" + fileName, StringComparison.Ordinal)).ToList();
         return matches.Count switch
         {
+            0 => null,
             1 => matches[0],
-            0 => throw new StageInputException($"Stage '{StageName}' needs an input '{fileName}', but none of its dependencies ({string.Join(", ", Inputs.Keys)}) produced one. Add a dependency on a stage that writes it."),
             _ => throw new StageInputException($"Stage '{StageName}' found {matches.Count} inputs named '{fileName}' ({string.Join(", ", matches.Select(m => m.Path))}); depend on only one stage that writes it."),
         };
+    }
+
+    /// <summary>The artifacts of the dependency named <paramref name="dependency"/> (the stage name in the RunSpec), or a clear error.</summary>
+    public IReadOnlyList<ArtifactInfo> InputsOf(string dependency) =>
+        Inputs.TryGetValue(dependency, out var artifacts) ? artifacts
+            : throw new StageInputException($"Stage '{StageName}' has no dependency '{dependency}'; its dependencies are: {string.Join(", ", Inputs.Keys)}.");
+
+    /// <summary>
+    /// Copies an input into <paramref name="folder"/> under the scratch folder (sha256 verified while reading) and
+    /// returns the local path; the file keeps its name.
+    /// </summary>
+    public async Task<string> DownloadInputAsync(ArtifactInfo input, string folder, CancellationToken ct)
+    {
+        var local = Path.Combine(Directory.CreateDirectory(Path.Combine(ScratchFolder, folder)).FullName, input.Path[(input.Path.LastIndexOf('/') + 1)..]);
+        await using var source = await Store.OpenReadAsync(input.Path, input.Sha256, ct);
+        await using var file = File.Create(local);
+        await source.CopyToAsync(file, ct);
+        return local;
     }
 }

@@ -13,27 +13,6 @@ namespace Pipeline.Stages.NeuralFit;
 public static class ModelFeatures
 {
     /// <summary>
-    /// A trained model from <c>model.safetensors</c> and its spec sidecar, set up for the neural schedule (the time spec
-    /// only changes the presentation, not the weights). Strict load: every key, shape and dtype must match.
-    /// </summary>
-    public static IVisionModel LoadTrained(string path)
-    {
-        var spec = ModelCheckpoint.ReadSpec(path).Deserialize<ModelSpec>(PipelineJson.Options)
-            ?? throw new InvalidDataException($"The sidecar of '{path}' holds no model spec.");
-        var model = ModelFactory.Create(spec with { Time = TimeSpec.Neural });
-        try
-        {
-            ModelCheckpoint.Load(model.Module, path);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return model;
-    }
-
-    /// <summary>
     /// Shows <paramref name="images"/> (PNG/JPEG bytes) to <paramref name="model"/> with the neural schedule and keeps the
     /// reduced features of <paramref name="layers"/> at <paramref name="steps"/>: per layer a float32 CPU tensor
     /// <c>[steps.Count, images, D]</c> (the caller disposes them). A model that runs a single step (ResNet) holds its

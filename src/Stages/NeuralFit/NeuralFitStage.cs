@@ -33,11 +33,11 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var device = ComputeDevice.Resolve(p.Device);
         TorchSettings.Apply(p);
 
-        var modelPath = await DownloadModelAsync(context, ct);
+        var modelPath = await TrainedModels.DownloadAsync(context, ct);
         var (dataset, groundTruth) = await OpenDataAsync(p, context, ct);
         var assembly = dataset.Assembly;
 
-        using var model = LoadModel(modelPath);
+        using var model = TrainedModels.Load(modelPath, TimeSpec.Neural);
         var areas = ChooseAreas(p, assembly);
         var bins = ChooseBins(p, assembly);
         var layers = p.Layers ?? model.LayerNames;
@@ -127,33 +127,11 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
     /// <summary>What the plots call the data: the file or folder name of 'path', or the virtual-monkey stage's name.</summary>
     private static string DataLabel(NeuralFitParams p, StageContext context) =>
         p.Path is { } path ? System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path))
-        : context.Inputs.FirstOrDefault(i => i.Value.Any(a => a.Path.EndsWith("/" + VirtualMonkeyStage.AssemblyFile, StringComparison.Ordinal))).Key ?? "neural data";
-
-    private static IVisionModel LoadModel(string path)
-    {
-        try
-        {
-            return ModelFeatures.LoadTrained(path);
-        }
-        catch (Exception e) when (e is CheckpointMismatchException or CheckpointFormatException or ModelSpecException or JsonException or InvalidDataException)
-        {
-            throw new StageInputException($"The trained model could not be loaded: {e.Message} Re-run the train stage.", e);
-        }
-    }
-
-    private static async Task<string> DownloadModelAsync(StageContext context, CancellationToken ct)
-    {
-        var model = context.RequireInput("model.safetensors");
-        var sidecar = context.RequireInput("model.safetensors.json");
-        var folder = System.IO.Path.Combine(context.ScratchFolder, "model");
-        var path = await DownloadAsync(context.Store, model, folder, ct);
-        await DownloadAsync(context.Store, sidecar, folder, ct);
-        return path;
-    }
+        : context.Inputs.FirstOrDefault(i => i.Value.Contains(context.FindInput(VirtualMonkeyStage.AssemblyFile))).Key ?? "neural data";
 
     private static async Task<(NeuralDataset Dataset, VirtualMonkeyGroundTruth? Truth)> OpenDataAsync(NeuralFitParams p, StageContext context, CancellationToken ct)
     {
-        var fromDependency = context.Inputs.Values.SelectMany(a => a).Any(a => a.Path.EndsWith("/" + VirtualMonkeyStage.AssemblyFile, StringComparison.Ordinal));
+        var fromDependency = context.FindInput(VirtualMonkeyStage.AssemblyFile) is not null;
         if (p.Path is not null && fromDependency)
             throw new StageInputException("path is set and a dependency also provides neural data (assembly.nc); use one: remove 'path' or the virtual-monkey dependency.");
         try
@@ -161,10 +139,9 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             if (p.Path is { } path) return (NeuralDataReader.Read(path, p.ImagesPath), null);
             if (!fromDependency)
                 throw new StageInputException("No neural data: set 'path' to a NetCDF file or plain-format folder, or depend on a virtual-monkey stage.");
-            var folder = System.IO.Path.Combine(context.ScratchFolder, "data");
-            var assembly = await DownloadAsync(context.Store, context.RequireInput(VirtualMonkeyStage.AssemblyFile), folder, ct);
-            var images = await DownloadAsync(context.Store, context.RequireInput(VirtualMonkeyStage.ImagesFile), folder, ct);
-            var truthInput = context.Inputs.Values.SelectMany(a => a).FirstOrDefault(a => a.Path.EndsWith("/" + VirtualMonkeyWriter.GroundTruthFile, StringComparison.Ordinal));
+            var assembly = await context.DownloadInputAsync(context.RequireInput(VirtualMonkeyStage.AssemblyFile), "data", ct);
+            var images = await context.DownloadInputAsync(context.RequireInput(VirtualMonkeyStage.ImagesFile), "data", ct);
+            var truthInput = context.FindInput(VirtualMonkeyWriter.GroundTruthFile);
             VirtualMonkeyGroundTruth? truth = null;
             if (truthInput is not null)
             {
@@ -177,16 +154,6 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         {
             throw new StageInputException($"The neural data could not be used: {e.Message}");
         }
-    }
-
-    private static async Task<string> DownloadAsync(IArtifactStore store, ArtifactInfo artifact, string folder, CancellationToken ct)
-    {
-        Directory.CreateDirectory(folder);
-        var local = System.IO.Path.Combine(folder, artifact.Path[(artifact.Path.LastIndexOf('/') + 1)..]);
-        await using var source = await store.OpenReadAsync(artifact.Path, artifact.Sha256, ct);
-        await using var file = File.Create(local);
-        await source.CopyToAsync(file, ct);
-        return local;
     }
 
     /// <summary>The requested regions (each must have sites), or every region in the data in the usual order.</summary>
@@ -244,10 +211,10 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["sem"] = PredictivityReport.Finite(r.Sem),
             ["noise_corrected_sqrt"] = PredictivityReport.Finite(r.NoiseCorrectedSqrt),
         })]);
-        await WriteJsonAsync(context, "predictivity.json", table, ct);
+        await context.WriteJsonAsync("predictivity.json", table, ct);
         var bestJson = JsonSerializer.SerializeToNode(best, PipelineJson.Options)!;
-        await WriteJsonAsync(context, "best_layers.json", bestJson, ct);
-        await WriteJsonAsync(context, "temporal_profile.json", JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
+        await context.WriteJsonAsync("best_layers.json", bestJson, ct);
+        await context.WriteJsonAsync("temporal_profile.json", JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
 
         var title = $"{spec.Name} → {dataLabel}";
         var primary = NeuralPredictivity.MethodName(p.Methods[0]);
@@ -287,7 +254,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["device"] = device.type.ToString().ToLowerInvariant(),
             ["threads"] = torch.get_num_threads(),
         };
-        await WriteJsonAsync(context, "metrics.json", metrics, ct);
+        await context.WriteJsonAsync("metrics.json", metrics, ct);
         return new JsonObject
         {
             ["model"] = spec.Name,
@@ -296,9 +263,4 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         };
     }
 
-    private static async Task WriteJsonAsync(StageContext context, string fileName, JsonNode json, CancellationToken ct)
-    {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(json, PipelineJson.Options);
-        await context.WriteOutputAsync(fileName, new MemoryStream(bytes), ct);
-    }
 }

@@ -306,8 +306,8 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             ["device"] = device.type.ToString().ToLowerInvariant(),
             ["threads"] = torch.get_num_threads(),
         };
-        await WriteJsonAsync("metrics.json", metrics, ct);
-        await WriteJsonAsync("history.json", JsonSerializer.SerializeToNode(_history, PipelineJson.Options)!, ct);
+        await context.WriteJsonAsync("metrics.json", metrics, ct);
+        await context.WriteJsonAsync("history.json", _history, ct);
         var title = $"{spec.Name} on {manifest.Source.Kind}";
         await context.WriteOutputAsync("curves.png", new MemoryStream(TrainingCurves.RenderPng(_history, title)), ct);
         await context.WriteOutputAsync("curves.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(TrainingCurves.RenderSvg(_history, title))), ct);
@@ -323,11 +323,5 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         };
         if (resumedFrom is not null) summary["resumed_from_step"] = resumedFrom;
         return new StageResult(context.Outputs, summary);
-    }
-
-    private async Task WriteJsonAsync(string fileName, JsonNode json, CancellationToken ct)
-    {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(json, new JsonSerializerOptions(PipelineJson.Options) { WriteIndented = true });
-        await context.WriteOutputAsync(fileName, new MemoryStream(bytes), ct);
     }
 }

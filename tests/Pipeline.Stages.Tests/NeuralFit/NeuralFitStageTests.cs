@@ -203,7 +203,7 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
             Array.Copy(a.Responses, (((p / s) * s) + permutation[p % s]) * width, responses, p * width, width);
         var shuffled = new NeuralAssembly(responses, a.Presentations, a.Neuroids, a.TimeBins);
 
-        using var model = ModelFeatures.LoadTrained(Path.Combine(await DownloadAsync(f.Train, folder), "model.safetensors"));
+        using var model = Pipeline.Stages.Models.Checkpoints.TrainedModels.Load(Path.Combine(await DownloadAsync(f.Train, folder), "model.safetensors"), Pipeline.Stages.Models.TimeSpec.Neural);
         var bins = new[] { new FittedBin(8, 80, 90, 8), new FittedBin(12, 120, 130, 12) };
         using var pool = new PoolReduction(256);
         var features = ModelFeatures.Extract(model, [.. a.StimulusIds.Select(data.Images.ReadBytes)], ["conv3", "conv5"], [.. bins.Select(b => b.Step)], pool, 32);

@@ -3,6 +3,8 @@ using Pipeline.Stages.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using Pipeline.Stages.Models.Checkpoints;
+
 namespace Pipeline.Stages.NeuralFit;
 
 /// <summary>A stimulus the virtual monkey saw: its id, object label and PNG bytes.</summary>
@@ -129,7 +131,7 @@ public static class VirtualMonkey
     /// <summary>The trained model at <see cref="VirtualMonkeyOptions.ModelPath"/>, or the preset initialised from the seed.</summary>
     private static IVisionModel ReferenceModel(VirtualMonkeyOptions options)
     {
-        if (options.ModelPath is { } path) return ModelFeatures.LoadTrained(path);
+        if (options.ModelPath is { } path) return TrainedModels.Load(path, TimeSpec.Neural);
         torch.manual_seed(options.Seed);
         return ModelFactory.Create(ModelPresets.Load(options.Preset, options.ImageSize, classes: 10, options.Width) with { Time = TimeSpec.Neural });
     }

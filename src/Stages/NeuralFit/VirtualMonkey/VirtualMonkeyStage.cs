@@ -7,6 +7,8 @@ using Pipeline.Stages.Execution;
 using Pipeline.Stages.Models;
 using TorchSharp;
 
+using Pipeline.Stages.Models.Checkpoints;
+
 namespace Pipeline.Stages.NeuralFit;
 
 /// <summary>
@@ -94,23 +96,10 @@ public sealed class VirtualMonkeyHandler : IRequestHandler<VirtualMonkeyStage, S
         var ct = cancellationToken;
         TorchSettings.Apply(p);
 
-        var trained = context.Inputs.Values.SelectMany(a => a).Any(a => a.Path.EndsWith("/model.safetensors", StringComparison.Ordinal));
+        var trained = TrainedModels.IsProvided(context);
         if (trained && p.Model is not null)
             throw new StageInputException("model is set and a dependency provides a trained model.safetensors; use one: remove 'model' to read the trained model, or the dependency to use the preset.");
-        string? modelPath = null;
-        if (trained)
-        {
-            var folder = Path.Combine(context.ScratchFolder, "model");
-            Directory.CreateDirectory(folder);
-            foreach (var name in new[] { "model.safetensors", "model.safetensors.json" })
-            {
-                var input = context.RequireInput(name);
-                await using var source = await context.Store.OpenReadAsync(input.Path, input.Sha256, ct);
-                await using var file = File.Create(Path.Combine(folder, name));
-                await source.CopyToAsync(file, ct);
-            }
-            modelPath = Path.Combine(folder, "model.safetensors");
-        }
+        var modelPath = trained ? await TrainedModels.DownloadAsync(context, ct) : null;
 
         context.Progress.Report(0, "unrolling the reference model");
         VirtualMonkeyData data;
