@@ -125,6 +125,28 @@ def parse_time(text):
     return dt.timestamp()
 
 
+def read_log_problems(log_folder):
+    """Errors and fatal events in the worker logs, counted per worker and rendered message (first line, ids kept)."""
+    counts = {}
+    for name in sorted(os.listdir(log_folder)):
+        if not name.endswith(".log"):
+            continue
+        with open(os.path.join(log_folder, name), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.startswith("{"):
+                    continue
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if e.get("@l") in ("Error", "Fatal"):
+                    text = e.get("State") or e.get("@mt", "")
+                    cause = (e.get("@x") or "").split("\n", 1)[0]
+                    key = f'{name[:-4]}: {text[:90]}{" / " + cause[:110] if cause else ""}'
+                    counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def read_training_starts(log_folder):
     """Per stage id, each delivery's start of training: (time, resumed-from step, worker file), from the worker logs."""
     starts, handback_checkpoints = {}, {}
@@ -187,7 +209,9 @@ def main():
                                   '"Reason" AS reason FROM pipeline.stage_transitions ORDER BY "Id"')
     records = psql_json(args, 'SELECT "Id" AS id, "RunId" AS run, "StageId" AS stage, "Path" AS path, "Bytes" AS bytes, "Sha256" AS sha256 '
                               'FROM pipeline.artifacts ORDER BY "Id"')
-    by_stage = {s["id"]: s for s in stages}
+    for name, rows in (("stages.json", stages), ("transitions.json", transitions), ("artifacts.json", records), ("runs.json", runs)):
+        with open(os.path.join(args.out, name), "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
     history = {}
     for t in transitions:
         t["at_s"] = parse_time(t["at"])
@@ -319,6 +343,9 @@ def main():
     print(table(["stage kind", "stages", "attempts", "starts", "re-queued (lost worker)", "handed back (SIGTERM)"],
                 [[k, v["stages"], v["attempts"], v["starts"], v["recovered"], v["handed_back"]] for k, v in sorted(kinds.items())]))
     print()
+    print("progress at kill: the stage's last heartbeat (at most 1 s before the signal); resumed: the step the next start of\n"
+          "training loaded from its checkpoint (worker logs); lost steps = progress at kill - resumed (train stages);\n"
+          "lost s = seconds the killed attempt had run; restarted after: signal -> the stage's next Running transition")
     print(table(["#", "signal", "worker", "run", "stage", "attempt", "progress at kill", "engine after the kill", "restarted after s", "exit s", "lost steps", "lost s"],
                 [[e["n"], e["signal"], e["worker"], fmt(e["run_id"]), f'{e["stage"]} ({e["stage_id"]})' if e["stage_id"] else "(idle)", fmt(e["attempt"]),
                   (f'step {e["step_at_kill"]}' if e["step_at_kill"] is not None else (e.get("progress") or "")[:24]) +
@@ -358,6 +385,12 @@ def main():
         print(f"  orphan: {name}")
     for name in uncommitted[:10]:
         print(f"  uncommitted: {name}")
+    log_problems = read_log_problems(os.path.join(args.out, "workers"))
+    report["worker_log_errors"] = log_problems
+    print()
+    print(f"worker logs: {sum(log_problems.values())} error events" + (":" if log_problems else ""))
+    for text, n in sorted(log_problems.items()):
+        print(f"  {n} x {text}")
     print()
     if problems:
         print("PROBLEMS:")
