@@ -88,7 +88,8 @@ q() {
 
 # The stage a worker is running right now (fresh heartbeat), one tab-separated line, or nothing.
 read -r -d '' BUSY_SQL <<'SQL' || true
-SELECT "Id", "RunId", "Name", "Kind", "Attempt", replace(coalesce(nullif("ProgressMessage", ''), '-'), E'\t', ' '), extract(epoch FROM "StartedAt")
+SELECT "Id", "RunId", "Name", "Kind", "Attempt", replace(coalesce(nullif("ProgressMessage", ''), '-'), E'\t', ' '), extract(epoch FROM "StartedAt"),
+       extract(epoch FROM "HeartbeatAt")
 FROM pipeline.stages
 WHERE "Status" = 'Running' AND "Worker" = :'worker' AND "HeartbeatAt" > now() - interval '3 seconds'
 ORDER BY "Id" LIMIT 1
@@ -176,7 +177,8 @@ for ((i = 0; i < 240; i++)); do
   [[ $(q "SELECT to_regclass('pipeline.runs') IS NOT NULL") == t ]] && break
   sleep 0.5
 done
-printf 'n\tsignal\tworker\tpid\tat\tstage_id\trun_id\tstage\tkind\tattempt\tprogress\tstarted_at\texited_after\texit_code\tload1\tforced\n' >"$OUT/kills.tsv"
+printf 'n\tsignal\tworker\tpid\tat\tstage_id\trun_id\tstage\tkind\tattempt\tprogress\tstarted_at\theartbeat_at\texited_after\texit_code\tload1\tforced\n' \
+  >"$OUT/kills.tsv"
 
 # --- the kills ------------------------------------------------------------------------------------------------------
 for ((k = 1; k <= KILLS; k++)); do
@@ -198,8 +200,8 @@ for ((k = 1; k <= KILLS; k++)); do
   [[ -n $victim ]] || victim=${WORKERS[RANDOM % ${#WORKERS[@]}]}
   pid=${WORKER_PID[$victim]}
   stage=$(q "$BUSY_SQL" worker="$victim")
-  s_id="" s_run="" s_name="" s_kind="" s_attempt="" s_progress="" s_started=""
-  if [[ -n $stage ]]; then IFS=$'\t' read -r s_id s_run s_name s_kind s_attempt s_progress s_started <<<"$stage"; fi
+  s_id="" s_run="" s_name="" s_kind="" s_attempt="" s_progress="" s_started="" s_beat=""
+  if [[ -n $stage ]]; then IFS=$'\t' read -r s_id s_run s_name s_kind s_attempt s_progress s_started s_beat <<<"$stage"; fi
   at=$(now)
   kill -s "$sig" "$pid"
   log "kill $k/$KILLS: SIG$sig to $victim (pid $pid) running ${s_name:-nothing}${s_run:+ of run $s_run}${s_progress:+ ($s_progress)}"
@@ -217,8 +219,8 @@ for ((k = 1; k <= KILLS; k++)); do
   exited=$(now)
   code=0
   wait "$pid" 2>/dev/null || code=$?
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$victim" "$pid" "$at" "$s_id" "$s_run" "$s_name" \
-    "$s_kind" "$s_attempt" "$s_progress" "$s_started" "$(awk -v a="$at" -v b="$exited" 'BEGIN { printf "%.2f", b - a }')" "$code" "$(load1)" "$forced" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$victim" "$pid" "$at" "$s_id" "$s_run" "$s_name" \
+    "$s_kind" "$s_attempt" "$s_progress" "$s_started" "$s_beat" "$(awk -v a="$at" -v b="$exited" 'BEGIN { printf "%.2f", b - a }')" "$code" "$(load1)" "$forced" \
     >>"$OUT/kills.tsv"
   unset 'WORKER_PID[$victim]'
   sleep "$RESTART_PAUSE"

@@ -105,7 +105,7 @@ def read_kills(path):
     header, rows = lines[0], lines[1:]
     kills = [dict(zip(header, row)) for row in rows]
     for k in kills:
-        for field in ("at", "started_at", "exited_after", "load1"):
+        for field in ("at", "started_at", "heartbeat_at", "exited_after", "load1"):
             k[field] = float(k[field]) if k.get(field) not in (None, "") else None
         for field in ("n", "stage_id", "run_id", "attempt", "exit_code"):
             k[field] = int(k[field]) if k.get(field) not in (None, "") else None
@@ -217,8 +217,8 @@ def main():
         t["at_s"] = parse_time(t["at"])
         history.setdefault(t["stage"], []).append(t)
 
-    report = {"kills": [], "runs": {}, "attempts": {}, "artifacts": {}, "problems": []}
-    problems = report["problems"]
+    report = {"kills": [], "runs": {}, "attempts": {}, "artifacts": {}, "problems": [], "observations": []}
+    problems, observations = report["problems"], report["observations"]
 
     # Runs.
     status_counts = {}
@@ -265,15 +265,24 @@ def main():
             if restart:
                 entry["next_start_after"] = restart["at_s"] - k["at"]
             entry["lost_seconds"] = k["at"] - k["started_at"] if k["started_at"] else None
+            # A claim resets the heartbeat but not the progress message: until this delivery's first beat (one heartbeat
+            # interval after it started) the message is the previous attempt's.
+            own_beat = k["heartbeat_at"] is not None and k["started_at"] is not None and k["heartbeat_at"] - k["started_at"] >= 0.5
+            entry["progress_at_kill"] = (k.get("progress") or "-") if own_beat else "(no heartbeat of its own yet)"
             if k["kind"] == "train":
-                m = STEP.search(k.get("progress") or "")
-                entry["step_at_kill"] = int(m.group(1)) if m else 0
+                m = STEP.search(k.get("progress") or "") if own_beat else None
                 nxt = next((s for s in sorted(starts.get(sid, [])) if s[0] > k["at"]), None)
                 if nxt:
                     entry["resumed_from"] = nxt[1]
-                    entry["lost_steps"] = max(0, entry["step_at_kill"] - nxt[1])
+                    # Not training yet (loading, or no heartbeat of its own): this attempt had trained nothing to lose.
+                    entry["step_at_kill"] = int(m.group(1)) if m else None
+                    entry["lost_steps"] = max(0, entry["step_at_kill"] - nxt[1]) if m else 0
                 else:
                     problems.append(f'kill {k["n"]}: stage {sid} ({k["stage"]}) never started training again')
+            if k["signal"] == "TERM" and back and "lost: no heartbeat" in back["reason"]:
+                observations.append(f'kill {k["n"]} (SIGTERM, {k["stage"]} of run {k["run_id"]}): not handed back; another worker re-queued it as lost '
+                                    f'{back["at_s"] - k["at"]:.1f} s after the signal, while the stopping worker was still within its grace period '
+                                    f'(it exited after {k["exited_after"]:.1f} s)')
             if not back:
                 problems.append(f'kill {k["n"]}: stage {sid} ({k["stage"]}) has no transition out of Running after the kill')
         report["kills"].append(entry)
@@ -345,10 +354,11 @@ def main():
     print()
     print("progress at kill: the stage's last heartbeat (at most 1 s before the signal); resumed: the step the next start of\n"
           "training loaded from its checkpoint (worker logs); lost steps = progress at kill - resumed (train stages);\n"
-          "lost s = seconds the killed attempt had run; restarted after: signal -> the stage's next Running transition")
+          "lost s = seconds the killed attempt had run; restarted after: signal -> the stage's next Running transition\n"
+          "(including any wait for a free worker)")
     print(table(["#", "signal", "worker", "run", "stage", "attempt", "progress at kill", "engine after the kill", "restarted after s", "exit s", "lost steps", "lost s"],
                 [[e["n"], e["signal"], e["worker"], fmt(e["run_id"]), f'{e["stage"]} ({e["stage_id"]})' if e["stage_id"] else "(idle)", fmt(e["attempt"]),
-                  (f'step {e["step_at_kill"]}' if e["step_at_kill"] is not None else (e.get("progress") or "")[:24]) +
+                  (f'step {e["step_at_kill"]}' if e["step_at_kill"] is not None else (e.get("progress_at_kill") or "")[:30]) +
                   (f', resumed {e["resumed_from"]}' if e["resumed_from"] is not None else ""),
                   e["engine"], fmt(e["next_start_after"]), fmt(e["exited_after"]), fmt(e["lost_steps"]), fmt(e["lost_seconds"])]
                  for e in report["kills"]]))
@@ -392,6 +402,11 @@ def main():
     for text, n in sorted(log_problems.items()):
         print(f"  {n} x {text}")
     print()
+    if observations:
+        print("observations (not failures):")
+        for o in observations:
+            print(f"  - {o}")
+        print()
     if problems:
         print("PROBLEMS:")
         for p in problems:
