@@ -182,6 +182,15 @@ printf 'n\tsignal\tworker\tpid\tat\tstage_id\trun_id\tstage\tkind\tattempt\tprog
 
 # --- the kills ------------------------------------------------------------------------------------------------------
 for ((k = 1; k <= KILLS; k++)); do
+  # A worker that died without being killed is a finding of its own: logged, then restarted.
+  for w in "${WORKERS[@]}"; do
+    if ! worker_alive "${WORKER_PID[$w]}"; then
+      code=0
+      wait "${WORKER_PID[$w]}" 2>/dev/null || code=$?
+      log "worker $w exited by itself (exit code $code)" 2>&1 | tee -a "$OUT/unexpected-exits.log" >&2
+      start_worker "$w"
+    fi
+  done
   top_up_runs
   gap="$((MIN_GAP + RANDOM % (MAX_GAP - MIN_GAP + 1))).$((RANDOM % 10))"
   sleep "$gap"
@@ -203,7 +212,7 @@ for ((k = 1; k <= KILLS; k++)); do
   s_id="" s_run="" s_name="" s_kind="" s_attempt="" s_progress="" s_started="" s_beat=""
   if [[ -n $stage ]]; then IFS=$'\t' read -r s_id s_run s_name s_kind s_attempt s_progress s_started s_beat <<<"$stage"; fi
   at=$(now)
-  kill -s "$sig" "$pid"
+  kill -s "$sig" "$pid" 2>/dev/null || log "worker $victim (pid $pid) was already gone"
   log "kill $k/$KILLS: SIG$sig to $victim (pid $pid) running ${s_name:-nothing}${s_run:+ of run $s_run}${s_progress:+ ($s_progress)}"
 
   # SIGKILL ends it at once; SIGTERM gets the grace period plus the host's own shutdown, then SIGKILL.
@@ -239,7 +248,7 @@ for w in "${!WORKER_PID[@]}"; do kill -TERM "${WORKER_PID[$w]}" 2>/dev/null || t
 for w in "${!WORKER_PID[@]}"; do wait "${WORKER_PID[$w]}" 2>/dev/null || true; unset 'WORKER_PID[$w]'; done
 
 rc=0
-python3 "$REPO_ROOT/bench/chaos_report.py" --out "$OUT" --pg-port "$PG_PORT" --db "$DB" --blobs "$PIPELINE_TEST_BLOBS" --container "$DB" \
+/usr/bin/python3 "$REPO_ROOT/bench/chaos_report.py" --out "$OUT" --pg-port "$PG_PORT" --db "$DB" --blobs "$PIPELINE_TEST_BLOBS" --container "$DB" \
   | tee "$OUT/report.txt" || rc=$?
 log "logs, kill log and report in $OUT"
 exit "$rc"

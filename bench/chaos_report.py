@@ -279,6 +279,9 @@ def main():
                     entry["lost_steps"] = max(0, entry["step_at_kill"] - nxt[1]) if m else 0
                 else:
                     problems.append(f'kill {k["n"]}: stage {sid} ({k["stage"]}) never started training again')
+            if k["signal"] == "TERM" and (k.get("forced") or k["exit_code"] != 0):
+                observations.append(f'kill {k["n"]} (SIGTERM to {k["worker"]}): exit code {k["exit_code"]}'
+                                    + (", did not exit in time and was killed" if k.get("forced") else ""))
             if k["signal"] == "TERM" and back and "lost: no heartbeat" in back["reason"]:
                 observations.append(f'kill {k["n"]} (SIGTERM, {k["stage"]} of run {k["run_id"]}): not handed back; another worker re-queued it as lost '
                                     f'{back["at_s"] - k["at"]:.1f} s after the signal, while the stopping worker was still within its grace period '
@@ -395,6 +398,10 @@ def main():
         print(f"  orphan: {name}")
     for name in uncommitted[:10]:
         print(f"  uncommitted: {name}")
+    unexpected = os.path.join(args.out, "unexpected-exits.log")
+    if os.path.exists(unexpected):
+        with open(unexpected, encoding="utf-8") as f:
+            observations.extend(line.strip() for line in f if line.strip())
     log_problems = read_log_problems(os.path.join(args.out, "workers"))
     report["worker_log_errors"] = log_problems
     print()
