@@ -68,8 +68,7 @@ public sealed class StageJob(
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
-            await HandBackAsync(stage, worker);
-            throw await HandedBackAsync(stage, cancellationToken);
+            throw await HandBackAsync(stage, worker, cancellationToken);
         }
 
         var fence = new StageFence(dbs, stageId, attempt);
@@ -177,8 +176,7 @@ public sealed class StageJob(
             // The worker is stopping (SIGTERM, eviction, Ctrl-C): whatever the handler threw as the process wound down
             // (libtorch fails calls once shutdown begins), the stage is handed back, not failed; its checkpoint survives.
             if (!outcome.TimedOut) await DeleteOutputsAsync(context);
-            await HandBackAsync(stage, worker, outcome.TimedOut ? "did not return within the shutdown grace period" : null);
-            throw await HandedBackAsync(stage, hangfireToken);
+            throw await HandBackAsync(stage, worker, hangfireToken, outcome.TimedOut ? "did not return within the shutdown grace period" : null);
         }
         e ??= new InvalidOperationException("the stage neither returned nor failed");
         await DeleteOutputsAsync(context);
@@ -207,31 +205,28 @@ public sealed class StageJob(
     }
 
     /// <summary>
-    /// The exception that ends a handed-back job the way Hangfire requeues at once, returned once Hangfire's own server
-    /// is stopping (the host's stopping signal comes first, Hangfire's a moment later): thrown earlier, Hangfire would
-    /// record the job as failed, and the stage would wait for the reconciler.
+    /// Running → Queued at the same attempt, so that another worker resumes the stage, and the exception that ends this
+    /// job the way Hangfire requeues it at once: returned once Hangfire's own server is stopping (the host's stopping
+    /// signal comes first, Hangfire's a moment later). Thrown earlier, Hangfire would record the job as failed.
     /// </summary>
-    private async Task<OperationCanceledException> HandedBackAsync(Stage stage, CancellationToken hangfireToken)
+    private async Task<OperationCanceledException> HandBackAsync(Stage stage, string worker, CancellationToken hangfireToken, string? detail = null)
     {
+        await using (var db = await dbs.CreateDbContextAsync(CancellationToken.None))
+        {
+            var handedBack = await StageEngine.TryTransitionAsync(db, stage.Id, stage.Attempt, StageStatus.Running, StageStatus.Queued,
+                detail is null ? $"worker {worker} shut down" : $"worker {worker} shut down; the stage {detail}",
+                s => s.SetProperty(x => x.Worker, (string?)null).SetProperty(x => x.QueuedAt, DateTime.UtcNow), ct: CancellationToken.None);
+            if (handedBack) _log.LogInformation("Stage {StageId} ({StageName}) handed back: worker {Worker} is stopping", stage.Id, stage.Name, worker);
+        }
         try
         {
             await Task.Delay(options.Value.ShutdownGracePeriod + TimeSpan.FromSeconds(5), hangfireToken);
         }
         catch (OperationCanceledException)
         {
-            // Hangfire is stopping: now the exception below means "aborted, requeue".
+            // Hangfire is stopping: now the exception means "aborted, requeue".
         }
         return new OperationCanceledException($"Stage {stage.Id} ({stage.Name}) handed back: the worker is stopping", hangfireToken);
-    }
-
-    /// <summary>Running → Queued at the same attempt, so this job's re-delivery (or the reconciler) resumes it elsewhere.</summary>
-    private async Task HandBackAsync(Stage stage, string worker, string? detail = null)
-    {
-        await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
-        var handedBack = await StageEngine.TryTransitionAsync(db, stage.Id, stage.Attempt, StageStatus.Running, StageStatus.Queued,
-            detail is null ? $"worker {worker} shut down" : $"worker {worker} shut down; the stage {detail}",
-            s => s.SetProperty(x => x.Worker, (string?)null).SetProperty(x => x.QueuedAt, DateTime.UtcNow), ct: CancellationToken.None);
-        if (handedBack) _log.LogInformation("Stage {StageId} ({StageName}) handed back: worker {Worker} is stopping", stage.Id, stage.Name, worker);
     }
 
     /// <summary>
