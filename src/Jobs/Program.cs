@@ -1,1 +1,1 @@
-return Pipeline.Jobs.Hosting.AbandonedWork.Exit(await Pipeline.Jobs.Cli.Commands.InvokeAsync(args));
+return Pipeline.Jobs.Engine.AbandonedWork.Exit(await Pipeline.Jobs.Cli.Commands.InvokeAsync(args));

@@ -1,3 +1,4 @@
+using Pipeline.Jobs.Engine;
 using Pipeline.Web;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -5,7 +6,7 @@ builder.AddPipelineWeb();
 
 var app = builder.Build();
 app.UsePipelineWeb();
-return Pipeline.Jobs.Hosting.AbandonedWork.Exit(await app.RunPipelineWebAsync());
+return AbandonedWork.Exit(await app.RunPipelineWebAsync());
 
 /// <summary>Entry point, visible to the integration tests' WebApplicationFactory.</summary>
 public partial class Program;

@@ -6,6 +6,7 @@ using Pipeline.Web.Access;
 using Pipeline.Web.Api;
 using Pipeline.Web.Health;
 using Serilog;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Web;
 

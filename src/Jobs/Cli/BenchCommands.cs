@@ -11,6 +11,7 @@ using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Data;
 using Pipeline.Stages.Models;
 using Pipeline.Stages.NeuralFit;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Cli;
 

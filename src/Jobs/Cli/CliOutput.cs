@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Pipeline.Jobs.Engine;
 using Pipeline.Stages;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Cli;
 

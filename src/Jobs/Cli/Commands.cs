@@ -6,6 +6,8 @@ using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Configuration;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Cli;
 

@@ -1,5 +1,6 @@
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Cli;
 

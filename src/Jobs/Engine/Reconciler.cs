@@ -4,8 +4,8 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Engine;
 

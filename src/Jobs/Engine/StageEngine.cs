@@ -3,10 +3,10 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Query;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Engine;
 

@@ -6,11 +6,11 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Execution;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Engine;
 

@@ -11,6 +11,8 @@ using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Configuration;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Hosting;
 
@@ -72,7 +74,7 @@ public static class JobsServiceCollectionExtensions
         services.AddSingleton<StageEngine>();
         services.AddScoped<StageJob>();
         services.AddSingleton<RunQueries>();
-        services.AddSingleton<RunSpecs.RunLauncher>();
+        services.AddSingleton<RunLauncher>();
         services.AddHostedService<StartupChecks>();
         return services;
     }
@@ -106,6 +108,3 @@ public static class JobsServiceCollectionExtensions
         QueuePollInterval = TimeSpan.FromSeconds(1),
     };
 }
-
-/// <summary>Which adapters this process uses.</summary>
-public sealed record PipelineMode(bool EmbeddedDatabase, bool LocalArtifacts, string DataFolder);

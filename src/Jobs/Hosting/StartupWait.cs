@@ -5,6 +5,7 @@ using Npgsql;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Hosting;
 

@@ -1,5 +1,4 @@
-using Microsoft.EntityFrameworkCore;
-using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Runs;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Web.Access;
 
@@ -14,10 +13,9 @@ public static class ArtifactsApi
     /// </summary>
     public static IEndpointRouteBuilder MapArtifactsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/artifacts/{id:long}/download", async (long id, IDbContextFactory<RunStoreContext> dbs, IArtifactStore store, CancellationToken ct) =>
+        app.MapGet("/api/artifacts/{id:long}/download", async (long id, RunQueries runs, IArtifactStore store, CancellationToken ct) =>
         {
-            await using var db = await dbs.CreateDbContextAsync(ct);
-            var a = await db.Artifacts.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id, ct);
+            var a = await runs.GetArtifactAsync(id, ct);
             if (a is null) return Results.Problem($"Artifact {id} does not exist.", statusCode: 404);
             if (store.GetDownloadUri(a.Path, TimeSpan.FromMinutes(15)) is { } uri) return Results.Redirect(uri.ToString());
             var stream = await store.OpenReadAsync(a.Path, a.Sha256, ct);

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Web.Access;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Web.Api;
 

@@ -1,24 +1,21 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Runs;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Web.Access;
 
 namespace Pipeline.Web.Health;
 
 /// <summary>The run store answers a query.</summary>
-public sealed class RunStoreHealthCheck(IDbContextFactory<RunStoreContext> dbs) : IHealthCheck
+public sealed class RunStoreHealthCheck(RunQueries runs) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         try
         {
-            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            var runs = await db.Runs.CountAsync(cancellationToken);
-            return HealthCheckResult.Healthy($"{db.Database.ProviderName}: {runs} runs");
+            return HealthCheckResult.Healthy(await runs.DescribeStoreAsync(cancellationToken));
         }
         catch (Exception e)
         {

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Tests.Engine;
 

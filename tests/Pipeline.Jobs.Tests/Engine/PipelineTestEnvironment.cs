@@ -9,6 +9,7 @@ using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Tests.Engine;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Tests.Engine;
 
@@ -32,7 +33,7 @@ public class StageEngineTests
             Assert.Equal(a.Artifacts.Select(x => x.Sha256), b.Artifacts.Select(x => x.Sha256));
         }
 
-        var launcher = host.Services.GetRequiredService<Pipeline.Jobs.RunSpecs.RunLauncher>();
+        var launcher = host.Services.GetRequiredService<Pipeline.Jobs.Runs.RunLauncher>();
         var (forcedId, _) = await launcher.LaunchSpecAsync(spec, "test", null, noCache: true);
         var forced = await PipelineTestEnvironment.WaitForRunAsync(host, forcedId, Timeout);
         Assert.All(forced.Stages, s => Assert.Equal(StageStatus.Succeeded, s.Status));

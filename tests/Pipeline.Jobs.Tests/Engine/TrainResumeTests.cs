@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Tests.Engine;
 

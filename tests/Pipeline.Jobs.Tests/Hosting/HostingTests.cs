@@ -5,6 +5,7 @@ using Npgsql;
 using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Jobs.Tests.Engine;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Tests.Hosting;
 

@@ -1,4 +1,5 @@
 using Pipeline.Jobs.RunSpecs;
+using Pipeline.Jobs.Configuration;
 
 namespace Pipeline.Jobs.Tests.RunSpecs;
 
@@ -119,7 +120,7 @@ public sealed class DataRootsTests : IDisposable
     [Fact]
     public void Unset_data_roots_default_to_debians_dataset_folder_and_a_configured_list_replaces_it()
     {
-        Assert.Equal(["/usr/share/datasets"], new Pipeline.Jobs.Hosting.PipelineOptions().EffectiveDataRoots);
-        Assert.Equal(["/data"], new Pipeline.Jobs.Hosting.PipelineOptions { DataRoots = ["/data"] }.EffectiveDataRoots);
+        Assert.Equal(["/usr/share/datasets"], new Pipeline.Jobs.Configuration.PipelineOptions().EffectiveDataRoots);
+        Assert.Equal(["/data"], new Pipeline.Jobs.Configuration.PipelineOptions { DataRoots = ["/data"] }.EffectiveDataRoots);
     }
 }

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Engine;
-using Pipeline.Jobs.Hosting;
+using Pipeline.Jobs.RunSpecs;
+using Pipeline.Jobs.Configuration;
 
-namespace Pipeline.Jobs.RunSpecs;
+namespace Pipeline.Jobs.Runs;
 
 /// <summary>
 /// The one way runs start (CLI, web API, schedules): load, override, validate, check external data, expand, launch.

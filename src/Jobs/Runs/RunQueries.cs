@@ -1,9 +1,10 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Pipeline.Jobs.Hosting;
+using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Configuration;
 
-namespace Pipeline.Jobs.Engine;
+namespace Pipeline.Jobs.Runs;
 
 /// <summary>Read models of runs, shared by the CLI (text and --json) and the web API.</summary>
 public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<PipelineOptions> options)
@@ -31,6 +32,21 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
         var beats = await HeartbeatsAsync(db, ids, ct);
         return [.. runs.Select(r => new RunSummary(r.Id, r.Name, r.Preset, Shown(r.Status, beats.GetValueOrDefault(r.Id)), r.CreatedAt, r.FinishedAt,
             counts.TryGetValue(r.Id, out var c) ? c.Total : 0, counts.TryGetValue(r.Id, out c) ? c.Done : 0))];
+    }
+
+    /// <summary>One artifact record by id (downloads), or null.</summary>
+    public async Task<ArtifactView?> GetArtifactAsync(long artifactId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await db.Artifacts.AsNoTracking().Where(a => a.Id == artifactId)
+            .Select(a => new ArtifactView(a.Id, a.Path, a.Bytes, a.Sha256, a.MediaType, a.Uri)).SingleOrDefaultAsync(ct);
+    }
+
+    /// <summary>What the run store is and how many runs it holds: a health check's question.</summary>
+    public async Task<string> DescribeStoreAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return $"{db.Database.ProviderName}: {await db.Runs.CountAsync(ct)} runs";
     }
 
     public async Task<long> RunOfStageAsync(long stageId, CancellationToken ct = default)

@@ -1,7 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Pipeline.Stages.Execution;
 
-namespace Pipeline.Jobs.Hosting;
+namespace Pipeline.Jobs.Configuration;
 
 /// <summary>
 /// Settings under "Pipeline" (appsettings.json or Pipeline__… environment variables), validated at start-up.

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Pipeline.Jobs.Hosting;
+namespace Pipeline.Jobs.Engine;
 
 /// <summary>
 /// Stage handlers a stopping worker had to leave running (still inside one native call when the shutdown grace period
