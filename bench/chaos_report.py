@@ -125,52 +125,49 @@ def parse_time(text):
     return dt.timestamp()
 
 
+def log_events(log_folder):
+    """Per worker log (workers/NAME.log, compact JSON): (NAME, an iterator over its parsed events; other lines skipped)."""
+    def events(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("{"):
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+    for name in sorted(os.listdir(log_folder)):
+        if name.endswith(".log"):
+            yield name[:-4], events(os.path.join(log_folder, name))
+
+
 def read_log_problems(log_folder):
     """Errors and fatal events in the worker logs, counted per worker and rendered message (first line, ids kept)."""
     counts = {}
-    for name in sorted(os.listdir(log_folder)):
-        if not name.endswith(".log"):
-            continue
-        with open(os.path.join(log_folder, name), encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.startswith("{"):
-                    continue
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if e.get("@l") in ("Error", "Fatal"):
-                    text = e.get("State") or e.get("@mt", "")
-                    cause = (e.get("@x") or "").split("\n", 1)[0]
-                    key = f'{name[:-4]}: {text[:90]}{" / " + cause[:110] if cause else ""}'
-                    counts[key] = counts.get(key, 0) + 1
+    for worker, events in log_events(log_folder):
+        for e in events:
+            if e.get("@l") in ("Error", "Fatal"):
+                text = e.get("State") or e.get("@mt", "")
+                cause = (e.get("@x") or "").split("\n", 1)[0]
+                key = f'{worker}: {text[:90]}{" / " + cause[:110] if cause else ""}'
+                counts[key] = counts.get(key, 0) + 1
     return counts
 
 
 def read_training_starts(log_folder):
     """Per stage id, each delivery's start of training: (time, resumed-from step, worker file), from the worker logs."""
     starts, handback_checkpoints = {}, {}
-    for name in sorted(os.listdir(log_folder)):
-        if not name.endswith(".log"):
-            continue
+    for worker, events in log_events(log_folder):
         resuming = {}
-        with open(os.path.join(log_folder, name), encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.startswith("{"):
-                    continue
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                stage, template = e.get("StageId"), e.get("@mt", "")
-                if stage is None:
-                    continue
-                if template.startswith("Resuming {Model} from the checkpoint at step"):
-                    resuming[stage] = e.get("Step")
-                elif template.startswith("Training {Model} ("):
-                    starts.setdefault(stage, []).append((parse_time(e["@t"]), resuming.pop(stage, None) or 0, name[:-4]))
-                elif template.startswith("Stopping at step {Step}: writing a checkpoint"):
-                    handback_checkpoints.setdefault(stage, []).append((parse_time(e["@t"]), e.get("Step")))
+        for e in events:
+            stage, template = e.get("StageId"), e.get("@mt", "")
+            if stage is None:
+                continue
+            if template.startswith("Resuming {Model} from the checkpoint at step"):
+                resuming[stage] = e.get("Step")
+            elif template.startswith("Training {Model} ("):
+                starts.setdefault(stage, []).append((parse_time(e["@t"]), resuming.pop(stage, None) or 0, worker))
+            elif template.startswith("Stopping at step {Step}: writing a checkpoint"):
+                handback_checkpoints.setdefault(stage, []).append((parse_time(e["@t"]), e.get("Step")))
     return starts, handback_checkpoints
 
 

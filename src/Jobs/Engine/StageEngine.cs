@@ -160,8 +160,7 @@ public sealed class StageEngine(
             .Where(d => db.Artifacts.Any(a => a.StageId == d.DependsOnStageId && a.Path == path))
             .Select(d => (long?)d.DependsOnStageId).FirstOrDefaultAsync(ct);
         if (producerId is null) return false;
-        var history = await db.StageTransitions.Where(t => t.StageId == consumer.Id).OrderBy(t => t.Id).Select(t => t.Reason).ToListAsync(ct);
-        if (history.Skip(history.FindLastIndex(r => r == RetryRequested) + 1).Count(r => r.Contains(CorruptInputReason, StringComparison.Ordinal)) >= MaxHealsPerStage) return false;
+        if (await AutomaticRetriesAsync(db, consumer.Id, CorruptInputReason, ct) >= MaxHealsPerStage) return false;
 
         var producer = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == producerId, ct);
         var reason = $"{CorruptInputReason}: {path} of '{producer.Name}' ({problem}); re-running '{producer.Name}' first";
@@ -175,6 +174,16 @@ public sealed class StageEngine(
         await ResetAsync(db, producer, $"output {path} found corrupt by '{consumer.Name}'", ct);
         await PromoteReadyAsync(consumer.RunId, ct);
         return true;
+    }
+
+    /// <summary>
+    /// How many of the stage's transitions since its last manual retry have a reason starting with
+    /// <paramref name="reasonPrefix"/>: the count behind every bounded automatic retry (store outages, heals).
+    /// </summary>
+    public static async Task<int> AutomaticRetriesAsync(RunStoreContext db, long stageId, string reasonPrefix, CancellationToken ct)
+    {
+        var history = await db.StageTransitions.Where(t => t.StageId == stageId).OrderBy(t => t.Id).Select(t => t.Reason).ToListAsync(ct);
+        return history.Skip(history.FindLastIndex(r => r == RetryRequested) + 1).Count(r => r.StartsWith(reasonPrefix, StringComparison.Ordinal));
     }
 
     /// <summary>The stage and every finished stage after it back to Pending as new attempts, their artifact records dropped.</summary>

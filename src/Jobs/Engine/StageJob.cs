@@ -181,13 +181,12 @@ public sealed class StageJob(
         e ??= new InvalidOperationException("the stage neither returned nor failed");
         await DeleteOutputsAsync(context);
         if (CorruptInput(e) is var (path, problem) && await engine.HealCorruptInputAsync(stage, attempt, path, problem, CancellationToken.None)) return;
-        if (StoreOutage.IsUnreachable(e) && await RetryAfterStoreOutageAsync(stage, attempt, e)) return;
-        var message = e is StageInputException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-        if (StoreOutage.IsUnreachable(e))
-        {
-            message = $"The artifact store was unreachable ({StoreOutage.Describe(e)}) after {options.Value.StoreOutageRetries} automatic retries. " +
-                      $"Check ConnectionStrings:Blobs and the storage account's network access, then 'pipeline stages retry {stage.Id}'.";
-        }
+        var outage = StoreOutage.IsUnreachable(e);
+        if (outage && await RetryAfterStoreOutageAsync(stage, attempt, e)) return;
+        var message = outage
+            ? $"The artifact store was unreachable ({StoreOutage.Describe(e)}) after {options.Value.StoreOutageRetries} automatic retries. " +
+              $"Check ConnectionStrings:Blobs and the storage account's network access, then 'pipeline stages retry {stage.Id}'."
+            : e is StageInputException ? e.Message : $"{e.GetType().Name}: {e.Message}";
         _log.LogError(e, "Stage {StageId} ({StageName}) attempt {Attempt} failed", stage.Id, stage.Name, attempt);
         await FinishAsync(stage, attempt, StageStatus.Failed, "failed", message, CancellationToken.None);
         throw new StageFailedException($"Stage {stage.Name} (id {stage.Id}) failed: {message}", e);
@@ -237,9 +236,7 @@ public sealed class StageJob(
     private async Task<bool> RetryAfterStoreOutageAsync(Stage stage, int attempt, Exception e)
     {
         await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
-        var history = await db.StageTransitions.Where(t => t.StageId == stage.Id).OrderBy(t => t.Id).Select(t => t.Reason).ToListAsync();
-        var sinceManualRetry = history.Skip(history.FindLastIndex(r => r == StageEngine.RetryRequested) + 1);
-        var used = sinceManualRetry.Count(r => r.StartsWith(StoreOutage.ReasonPrefix, StringComparison.Ordinal));
+        var used = await StageEngine.AutomaticRetriesAsync(db, stage.Id, StoreOutage.ReasonPrefix, CancellationToken.None);
         if (used >= options.Value.StoreOutageRetries) return false;
         var delay = options.Value.StoreOutageRetryDelay;
         var reason = $"{StoreOutage.ReasonPrefix} ({StoreOutage.Describe(e)}); automatic retry {used + 1} of {options.Value.StoreOutageRetries} in {delay.TotalSeconds:F0} s";

@@ -67,7 +67,7 @@ public static class ShardBenchmark
                 OutputFolder = "bench/",
                 StateFolder = "bench-state/",
                 Inputs = new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
-                Progress = NullProgress.Instance,
+                Progress = NullStageProgress.Instance,
                 Logger = NullLogger.Instance,
                 ScratchFolder = Directory.CreateDirectory(Path.Combine(runFolder, "scratch")).FullName,
             };
@@ -98,12 +98,5 @@ public static class ShardBenchmark
             Directory.CreateDirectory(dir);
             File.WriteAllBytes(Path.Combine(dir, $"{i:D6}.jpg"), ImageCodec.Encode(subset, ShardImageFormat.Jpg, 90));
         });
-    }
-
-    private sealed class NullProgress : IStageProgress
-    {
-        public static readonly NullProgress Instance = new();
-        public void Report(double fraction, string? message = null) { }
-        public void Metric(string name, double value, long? step = null) { }
     }
 }

@@ -98,3 +98,13 @@ public interface IStageProgress
     /// <summary>A named metric value (loss, images/s, …) at an optional step.</summary>
     void Metric(string name, double value, long? step = null);
 }
+
+/// <summary>Progress nobody watches (benchmarks, tests that call a stage directly).</summary>
+public sealed class NullStageProgress : IStageProgress
+{
+    public static readonly NullStageProgress Instance = new();
+
+    public void Report(double fraction, string? message = null) { }
+
+    public void Metric(string name, double value, long? step = null) { }
+}

@@ -53,17 +53,10 @@ public sealed class StagePreambleTests : IDisposable
         OutputFolder = $"runs/1/{kind}/",
         StateFolder = $"state/{kind}/",
         Inputs = new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
-        Progress = new NullProgress(),
+        Progress = NullStageProgress.Instance,
         Logger = NullLogger.Instance,
         ScratchFolder = _folder,
     };
-
-    private sealed class NullProgress : IStageProgress
-    {
-        public void Report(double fraction, string? message = null) { }
-
-        public void Metric(string name, double value, long? step = null) { }
-    }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }
