@@ -17,8 +17,8 @@ public static class NeuralCommands
         var noise = new Option<double>("--noise") { Description = "Trial noise σ, in units of a site's signal standard deviation", DefaultValueFactory = _ => defaults.Noise };
         var seed = new Option<long>("--seed") { Description = "Seed of the model weights, images, site read-outs and noise", DefaultValueFactory = _ => defaults.Seed };
         var imageSize = new Option<int>("--image-size") { Description = "Image size in pixels", DefaultValueFactory = _ => defaults.ImageSize };
-        var areas = new Option<string>("--areas") { Description = "Areas as REGION=LAYER[@LATENCY_STEPS], comma-separated (regions V4, IT, pIT, cIT, aIT)", DefaultValueFactory = _ => "V4=conv3,IT=conv5" };
-        var sites = new Option<int>("--sites") { Description = "Sites per area", DefaultValueFactory = _ => 32 };
+        var areas = new Option<string>("--areas") { Description = "Areas as REGION=LAYER[@LATENCY_STEPS], comma-separated (regions V4, IT, pIT, cIT, aIT)", DefaultValueFactory = _ => AreaSpec.FormatList(defaults.Areas) };
+        var sites = new Option<int>("--sites") { Description = "Sites per area", DefaultValueFactory = _ => AreaSpec.DefaultSites };
         var features = new Option<int>("--features-per-site") { Description = "k: random features each site sums", DefaultValueFactory = _ => defaults.FeaturesPerSite };
         var projection = new Option<int?>("--projection") { Description = "Reduce each layer by a seeded random projection to this many dims (default: spatial mean per channel)" };
         var images = new Option<string?>("--images") { Description = "Use these images ({stimulus_id}.png|jpg, optional objects.csv) instead of rendering" };

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using Mediator;
 using Microsoft.Extensions.Logging;
 using Pipeline.Stages.Execution;
@@ -48,22 +47,11 @@ public sealed class StageLoggingBehavior<TMessage, TResponse>(ILogger<StageLoggi
     }
 }
 
-/// <summary>
-/// The stage preamble, written once for every stage: its params are validated (a stage that fails here says its kind
-/// and every field); handlers never validate their own.
-/// </summary>
+/// <summary>The stage preamble (<see cref="StagePreamble"/>) as a mediator pipeline behaviour, for every stage.</summary>
 public sealed class StagePreambleBehavior<TMessage, TResponse> : IPipelineBehavior<TMessage, TResponse> where TMessage : notnull, IMessage
 {
-    public ValueTask<TResponse> Handle(TMessage message, MessageHandlerDelegate<TMessage, TResponse> next, CancellationToken cancellationToken)
-    {
-        if (message is not IStageRequest<IStageParams> request) return next(message, cancellationToken);
-        var kind = message.GetType().GetCustomAttribute<StageAttribute>()?.Kind ?? message.GetType().Name;
-        var errors = request.Params.Validate().ToList();
-        if (errors.Count > 0)
-        {
-            throw new StageInputException($"Invalid {kind} params of stage '{request.Context.StageName}': " +
-                string.Join("; ", errors.Select(e => $"params.{e.Field}: {e.Message}")));
-        }
-        return next(message, cancellationToken);
-    }
+    public ValueTask<TResponse> Handle(TMessage message, MessageHandlerDelegate<TMessage, TResponse> next, CancellationToken cancellationToken) =>
+        message is IStageRequest<IStageParams> request
+            ? StagePreamble.RunAsync(request, () => next(message, cancellationToken))
+            : next(message, cancellationToken);
 }

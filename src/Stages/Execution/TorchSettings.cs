@@ -1,15 +1,17 @@
+using Nito.AsyncEx;
 using TorchSharp;
 
 namespace Pipeline.Stages.Execution;
 
-/// <summary>The one rule for <see cref="ITorchStageParams"/>, and where a stage's thread count is applied.</summary>
+/// <summary>The one rule for <see cref="ITorchStageParams"/>, and the one place a stage's libtorch thread count is set.</summary>
 /// <remarks>
-/// libtorch's thread count is not a stage's: <c>set_num_threads</c> sets a process-wide default that a thread picks up
-/// the first time it runs a torch op, and changes the OpenMP setting of the calling thread only (measured here: after
-/// an <c>await</c>, a continuation on another pool thread reads the count that thread was given before). Applying it
-/// where the stage starts (each torch handler's first line) is therefore a request, not a guarantee, and two torch
-/// stages in one process (<c>--workers 2</c>) can see each other's count. Run one worker process per GPU (or per CPU
-/// job) until the count is a setting of the process.
+/// libtorch's CPU thread count belongs to an OS thread, not to the process: <c>set_num_threads</c> changes the OpenMP
+/// setting of the calling thread (and the default a thread picks up on its first torch op), and after an ordinary
+/// <c>await</c> a handler continues on whichever pool thread is free, with whatever count that thread was given before
+/// (measured with TorchSharp 0.107). So each torch stage runs on its own OS thread that keeps every continuation
+/// (Nito's <see cref="AsyncContextThread"/>, a single-threaded async context), with its count set on that thread first.
+/// Two torch stages in one worker process (<c>--workers 2</c>) then each compute with their own count; neither can
+/// change the other's. Work a stage hands to other threads (the batch loader's decoding) does no torch ops.
 /// </remarks>
 public static class TorchSettings
 {
@@ -19,9 +21,32 @@ public static class TorchSettings
         if (p.Threads is < 1 or > 256) yield return new("threads", $"must be between 1 and 256 (or null for every core); got {p.Threads}.");
     }
 
-    /// <summary>Sets libtorch's thread count for the stage starting on this thread (null: leave the process's count).</summary>
-    public static void Apply(ITorchStageParams p)
+    /// <summary>The thread count a stage computes with: its <c>threads</c>, or every core.</summary>
+    public static int ThreadsFor(ITorchStageParams p) => p.Threads ?? Environment.ProcessorCount;
+
+    /// <summary>
+    /// Runs a torch stage's body on a thread of its own with the stage's thread count; every continuation of
+    /// <paramref name="body"/> stays on that thread. The engine calls this for every <see cref="ITorchStageParams"/>
+    /// stage; handlers never set threads themselves.
+    /// </summary>
+    public static async Task<T> RunOnOwnThreadAsync<T>(ITorchStageParams p, Func<Task<T>> body)
     {
-        if (p.Threads is { } threads) torch.set_num_threads(threads);
+        var threads = ThreadsFor(p);
+        var thread = new AsyncContextThread();
+        try
+        {
+            return await thread.Factory.Run(() =>
+            {
+                // A thread takes libtorch's process-wide default on its first torch op (a lazy, thread-local init), and
+                // another stage may change that default in between: initialise this thread first, then set its own count.
+                _ = torch.get_num_threads();
+                torch.set_num_threads(threads);
+                return body();
+            });
+        }
+        finally
+        {
+            await thread.JoinAsync();
+        }
     }
 }

@@ -9,6 +9,8 @@ namespace Pipeline.Stages.NeuralFit;
 /// </summary>
 public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
 {
+    private static readonly RegressionOptions Defaults = new();
+
     /// <summary>A Brain-Score-style NetCDF4 file or a plain-format folder (see <see cref="NeuralDataReader"/>); null =
     /// the dataset of a virtual-monkey dependency.</summary>
     public string? Path { get; init; }
@@ -29,12 +31,12 @@ public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
 
     public IReadOnlyList<RegressionKind> Methods { get; init; } = [RegressionKind.Pls];
 
-    public int PlsComponents { get; init; } = 25;
-    public int Splits { get; init; } = 10;
-    public double TestFraction { get; init; } = 0.1;
+    public int PlsComponents { get; init; } = Defaults.PlsComponents;
+    public int Splits { get; init; } = Defaults.Splits;
+    public double TestFraction { get; init; } = Defaults.TestFraction;
 
     /// <summary>Ridge: inner folds that choose each site's penalty on the training stimuli.</summary>
-    public int InnerFolds { get; init; } = 5;
+    public int InnerFolds { get; init; } = Defaults.InnerFolds;
 
     /// <summary>Random halvings of the repetitions averaged by the split-half ceiling.</summary>
     public int Halvings { get; init; } = 10;
@@ -80,6 +82,17 @@ public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
         yield return ("images_path", System.IO.Path.Combine(root, "images.tar"));
     }
 
+    /// <summary>The regression these params ask for (their fields; the rest at <see cref="RegressionOptions"/>' defaults).</summary>
+    public RegressionOptions ToRegression(string device) => new()
+    {
+        PlsComponents = PlsComponents,
+        Splits = Splits,
+        TestFraction = TestFraction,
+        InnerFolds = InnerFolds,
+        Seed = Seed,
+        Device = device,
+    };
+
     public IEnumerable<ValidationError> Validate()
     {
         if (Path is { Length: 0 }) yield return new("path", "is empty; give a NetCDF file or plain-format folder, or remove it to use a virtual-monkey dependency.");
@@ -95,14 +108,10 @@ public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
         if (BinsFromMs < 0) yield return new("bins_from_ms", $"must be 0 or positive; got {BinsFromMs}.");
         if (BinsToMs <= BinsFromMs) yield return new("bins_to_ms", $"must be after bins_from_ms ({BinsFromMs}); got {BinsToMs}.");
         if (Methods.Count == 0 || Methods.Distinct().Count() != Methods.Count) yield return new("methods", "list 'pls' and/or 'ridge', each once.");
-        if (PlsComponents is < 1 or > 1000) yield return new("pls_components", $"must be between 1 and 1000; got {PlsComponents}.");
-        if (Splits is < 2 or > 100) yield return new("splits", $"must be between 2 and 100; got {Splits}.");
-        if (!(TestFraction is > 0 and <= 0.5)) yield return new("test_fraction", $"must be in (0, 0.5]; got {TestFraction}.");
-        if (InnerFolds is < 2 or > 20) yield return new("inner_folds", $"must be between 2 and 20; got {InnerFolds}.");
+        foreach (var e in ToRegression("cpu").Errors()) yield return e;
         if (Halvings is < 1 or > 100) yield return new("halvings", $"must be between 1 and 100; got {Halvings}.");
         foreach (var e in Features.Validate()) yield return e with { Field = "features." + e.Field };
         if (BatchSize is < 1 or > 4096) yield return new("batch_size", $"must be between 1 and 4096; got {BatchSize}.");
-        if (Seed < 0) yield return new("seed", $"must be 0 or positive; got {Seed}.");
         foreach (var e in TorchSettings.Validate(this)) yield return e;
     }
 }

@@ -31,7 +31,6 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var log = context.Logger;
         var wall = Stopwatch.StartNew();
         var device = ComputeDevice.Resolve(p.Device);
-        TorchSettings.Apply(p);
 
         var modelPath = await TrainedModels.DownloadAsync(context, ct);
         var (dataset, groundTruth) = await OpenDataAsync(p, context, ct);
@@ -86,15 +85,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
                 Layers = layers,
                 Methods = p.Methods,
                 Halvings = p.Halvings,
-                Regression = new RegressionOptions
-                {
-                    PlsComponents = p.PlsComponents,
-                    Splits = p.Splits,
-                    TestFraction = p.TestFraction,
-                    InnerFolds = p.InnerFolds,
-                    Seed = p.Seed,
-                    Device = device.type == DeviceType.CUDA ? device.ToString() : "cpu",
-                },
+                Regression = p.ToRegression(device.type == DeviceType.CUDA ? device.ToString() : "cpu"),
             };
             rows = NeuralPredictivity.Score(assembly, features, options,
                 (fraction, message) => context.Progress.Report(FeatureShare + ((1 - FeatureShare) * fraction), message), ct);

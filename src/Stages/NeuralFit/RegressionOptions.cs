@@ -1,3 +1,5 @@
+using Pipeline.Stages.Execution;
+
 namespace Pipeline.Stages.NeuralFit;
 
 /// <summary>The regression that maps model features to site responses.</summary>
@@ -56,15 +58,22 @@ public sealed record RegressionOptions
         return [.. Enumerable.Range(0, count).Select(i => Math.Pow(10, a + ((b - a) * i / (count - 1))))];
     }
 
-    /// <summary>Throws with the field's name when a value cannot work.</summary>
+    /// <summary>What cannot work, each error naming its field (the neural-fit params' names): the one set of bounds.</summary>
+    public IEnumerable<ValidationError> Errors()
+    {
+        if (PlsComponents is < 1 or > 1000) yield return new("pls_components", $"must be between 1 and 1000; got {PlsComponents}.");
+        if (PlsMaxIterations < 1) yield return new("pls_max_iterations", $"must be at least 1; got {PlsMaxIterations}.");
+        if (PlsTolerance < 0) yield return new("pls_tolerance", $"must be 0 or positive; got {PlsTolerance}.");
+        if (Splits is < 2 or > 100) yield return new("splits", $"must be between 2 and 100; got {Splits}.");
+        if (!(TestFraction is > 0 and <= 0.5)) yield return new("test_fraction", $"must be in (0, 0.5]; got {TestFraction}.");
+        if (InnerFolds is < 2 or > 20) yield return new("inner_folds", $"must be between 2 and 20; got {InnerFolds}.");
+        if (RidgeAlphas.Count == 0 || RidgeAlphas.Any(a => !(a > 0))) yield return new("ridge_alphas", "needs at least one positive penalty.");
+        if (Seed < 0) yield return new("seed", $"must be 0 or positive; got {Seed}.");
+    }
+
+    /// <summary>Throws with the field's name when a value cannot work (<see cref="Errors"/>).</summary>
     public void Validate()
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(PlsComponents, 1, nameof(PlsComponents));
-        ArgumentOutOfRangeException.ThrowIfLessThan(PlsMaxIterations, 1, nameof(PlsMaxIterations));
-        ArgumentOutOfRangeException.ThrowIfNegative(PlsTolerance, nameof(PlsTolerance));
-        ArgumentOutOfRangeException.ThrowIfLessThan(Splits, 1, nameof(Splits));
-        ArgumentOutOfRangeException.ThrowIfLessThan(InnerFolds, 2, nameof(InnerFolds));
-        if (!(TestFraction > 0 && TestFraction < 1)) throw new ArgumentOutOfRangeException(nameof(TestFraction), TestFraction, "must be in (0, 1)");
-        if (RidgeAlphas.Count == 0 || RidgeAlphas.Any(a => !(a > 0))) throw new ArgumentOutOfRangeException(nameof(RidgeAlphas), "needs at least one positive penalty");
+        if (Errors().FirstOrDefault() is { } e) throw new ArgumentOutOfRangeException(e.Field, e.Message);
     }
 }

@@ -78,7 +78,6 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         var reader = new ShardReader(context.Store, manifest, Path.Combine(context.ScratchFolder, "shards"));
         var imageSize = p.ImageSize ?? manifest.Image.ShortSide ?? await UniformSourceSizeAsync(manifest, reader, ct);
         var device = ComputeDevice.Resolve(p.Device);
-        TorchSettings.Apply(p);
 
         var spec = ModelFactory.Resolve(p.Model.Resolve(imageSize, manifest.Classes.Count, manifest.Image.Channels));
         torch.manual_seed(p.Seed);

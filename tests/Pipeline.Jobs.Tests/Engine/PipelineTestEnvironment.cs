@@ -66,9 +66,11 @@ public sealed class PipelineTestEnvironment : IAsyncDisposable
     };
 
     /// <summary>The engine in this process; with <paramref name="worker"/> it also executes jobs.</summary>
-    public async Task<IHost> StartHostAsync(bool worker, string name = "test-host")
+    public async Task<IHost> StartHostAsync(bool worker, string name = "test-host", IDictionary<string, string?>? settings = null)
     {
-        var host = PipelineHost.Build(worker, Settings(name));
+        var all = Settings(name);
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) all[key] = value;
+        var host = PipelineHost.Build(worker, all);
         await host.StartAsync();
         _hosts.Add(host);
         return host;

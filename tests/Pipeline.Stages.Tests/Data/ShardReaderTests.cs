@@ -15,7 +15,7 @@ public sealed class ShardReaderTests : IDisposable
     {
         var context = _h.NewContext();
         var p = ShardStageTests.Parse("""{"source": {"num_classes": 3, "image_size": 24, "train_count": 30, "val_count": 9}, "shard_max_samples": 8}""");
-        await new ShardHandler().Handle(new Pipeline.Stages.Data.ShardStage(p, context), CancellationToken.None);
+        await StageTestHarness.RunAsync(new ShardHandler(), new Pipeline.Stages.Data.ShardStage(p, context), CancellationToken.None);
         return await ShardManifest.ReadAsync(_h.Store, context.OutputFolder + ShardManifest.FileName);
     }
 

@@ -19,7 +19,7 @@ public sealed class ShardStageTests : IDisposable
     private async Task<(StageResult Result, ShardManifest Manifest, StageContext Context)> Shard(string json, IStageProgress? progress = null)
     {
         var context = _h.NewContext(progress);
-        var result = await new ShardHandler().Handle(new ShardStage(Parse(json), context), CancellationToken.None);
+        var result = await StageTestHarness.RunAsync(new ShardHandler(), new ShardStage(Parse(json), context), CancellationToken.None);
         var manifest = await ShardManifest.ReadAsync(_h.Store, context.OutputFolder + ShardManifest.FileName);
         return (result, manifest, context);
     }
@@ -185,7 +185,7 @@ public sealed class ShardStageTests : IDisposable
         var context = _h.NewContext();
         var request = new ShardStage(Parse($$$"""{"source": {"kind": "folder", "path": "{{{root}}}", "val_fraction": 0}, "shard_max_samples": 1}"""), context);
 
-        var e = await Assert.ThrowsAsync<StageInputException>(() => new ShardHandler().Handle(request, CancellationToken.None).AsTask());
+        var e = await Assert.ThrowsAsync<StageInputException>(() => StageTestHarness.RunAsync(new ShardHandler(), request, CancellationToken.None).AsTask());
 
         Assert.Contains("'b'", e.Message);
         Assert.NotEmpty(context.Outputs); // shards of class 'a' were committed before the check …
@@ -235,7 +235,7 @@ public sealed class ShardStageTests : IDisposable
         var context = _h.NewContext(new CancelOnReport(cts));
         var request = new ShardStage(Parse("""{"source": {"train_count": 2000, "val_count": 0, "image_size": 16}, "shard_max_samples": 100}"""), context);
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new ShardHandler().Handle(request, cts.Token).AsTask());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => StageTestHarness.RunAsync(new ShardHandler(), request, cts.Token).AsTask());
 
         Assert.Empty(await _h.Store.ListAsync(context.OutputFolder).ToListAsync());
     }

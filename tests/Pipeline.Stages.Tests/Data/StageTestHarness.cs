@@ -16,6 +16,12 @@ public sealed class StageTestHarness : IDisposable
         Store = new FileSystemArtifactStore(Path.Combine(Root, "store"));
     }
 
+    /// <summary>Runs a handler the way the engine does: through the stage preamble (params validated, torch stages on a
+    /// thread of their own with their thread count).</summary>
+    public static ValueTask<StageResult> RunAsync<TRequest>(Mediator.IRequestHandler<TRequest, StageResult> handler, TRequest request, CancellationToken ct = default)
+        where TRequest : IStageRequest<IStageParams>, Mediator.IRequest<StageResult> =>
+        StagePreamble.RunAsync(request, () => handler.Handle(request, ct));
+
     public string Root { get; }
     public FileSystemArtifactStore Store { get; }
 

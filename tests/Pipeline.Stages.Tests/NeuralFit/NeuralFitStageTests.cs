@@ -34,7 +34,7 @@ public sealed class NeuralFitFixture : IDisposable
             {"areas": [{"region": "V4", "layer": "conv3", "latency_steps": 0, "sites": 16}, {"region": "IT", "layer": "conv5", "latency_steps": 0, "sites": 16}],
              "stimuli": 160, "repetitions": 4, "noise": 0.5, "seed": 5, "threads": 2}
             """);
-        Monkey = new VirtualMonkeyHandler().Handle(new VirtualMonkeyStage(monkeyParams, monkeyContext), CancellationToken.None).AsTask().GetAwaiter().GetResult().Artifacts;
+        Monkey = StageTestHarness.RunAsync(new VirtualMonkeyHandler(), new VirtualMonkeyStage(monkeyParams, monkeyContext), CancellationToken.None).AsTask().GetAwaiter().GetResult().Artifacts;
         SynthSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
         Same = Fit(Train, FitParams);
@@ -65,7 +65,7 @@ public sealed class NeuralFitFixture : IDisposable
     public (StageResult Result, IReadOnlyList<Row> Rows) Fit(IReadOnlyList<ArtifactInfo> train, string json, RecordingProgress? progress = null)
     {
         var context = Harness.NewContext(progress, Inputs(("train", train), ("monkey", Monkey)), stageName: "neural-fit");
-        var result = new NeuralFitHandler().Handle(new NeuralFitStage(Parse<NeuralFitParams>(json), context), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        var result = StageTestHarness.RunAsync(new NeuralFitHandler(), new NeuralFitStage(Parse<NeuralFitParams>(json), context), CancellationToken.None).AsTask().GetAwaiter().GetResult();
         return (result, ReadJson<List<Row>>(result.Artifacts, "predictivity.json"));
     }
 
@@ -288,7 +288,7 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
     {
         var context = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train), ("monkey", f.Monkey)), stageName: "neural-fit");
         var e = await Assert.ThrowsAsync<StageInputException>(async () =>
-            await new NeuralFitHandler().Handle(new NeuralFitStage(NeuralFitFixture.Parse<NeuralFitParams>(json), context), CancellationToken.None));
+            await StageTestHarness.RunAsync(new NeuralFitHandler(), new NeuralFitStage(NeuralFitFixture.Parse<NeuralFitParams>(json), context), CancellationToken.None));
         Assert.Contains(message, e.Message, StringComparison.Ordinal);
     }
 
@@ -296,12 +296,12 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
     public async Task Missing_data_and_a_second_model_source_are_stage_errors()
     {
         var noData = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train)), stageName: "neural-fit");
-        var e = await Assert.ThrowsAsync<StageInputException>(async () => await new NeuralFitHandler().Handle(new NeuralFitStage(new NeuralFitParams(), noData), CancellationToken.None));
+        var e = await Assert.ThrowsAsync<StageInputException>(async () => await StageTestHarness.RunAsync(new NeuralFitHandler(), new NeuralFitStage(new NeuralFitParams(), noData), CancellationToken.None));
         Assert.Contains("No neural data", e.Message, StringComparison.Ordinal);
 
         var twoModels = f.Harness.NewContext(inputs: NeuralFitFixture.Inputs(("train", f.Train)), stageName: "virtual-monkey");
         var p = NeuralFitFixture.Parse<VirtualMonkeyParams>("""{"model": {"preset": "basenet"}}""");
-        e = await Assert.ThrowsAsync<StageInputException>(async () => await new VirtualMonkeyHandler().Handle(new VirtualMonkeyStage(p, twoModels), CancellationToken.None));
+        e = await Assert.ThrowsAsync<StageInputException>(async () => await StageTestHarness.RunAsync(new VirtualMonkeyHandler(), new VirtualMonkeyStage(p, twoModels), CancellationToken.None));
         Assert.Contains("use one", e.Message, StringComparison.Ordinal);
     }
 

@@ -14,7 +14,7 @@ internal static class TestShards
     {
         var context = h.NewContext();
         var p = ShardStageTests.Parse($$"""{"source": {"num_classes": 3, "image_size": {{imageSize}}, "train_count": {{trainCount}}, "val_count": 10}, "shard_max_samples": {{perShard}}, "threads": 1}""");
-        await new ShardHandler().Handle(new ShardStage(p, context), CancellationToken.None);
+        await StageTestHarness.RunAsync(new ShardHandler(), new ShardStage(p, context), CancellationToken.None);
         return await ShardManifest.ReadAsync(h.Store, context.OutputFolder + ShardManifest.FileName);
     }
 

@@ -27,7 +27,7 @@ public sealed class TrainStageTests : IDisposable
     {
         var context = _h.NewContext();
         var p = ShardStageTests.Parse($$"""{"source": {"num_classes": 4, "image_size": 32, "train_count": {{train}}, "val_count": {{val}}, "occlusion": 0.1, "clutter": 0}, "shard_max_samples": 64}""");
-        var result = await new ShardHandler().Handle(new ShardStage(p, context), CancellationToken.None);
+        var result = await StageTestHarness.RunAsync(new ShardHandler(), new ShardStage(p, context), CancellationToken.None);
         return new Dictionary<string, IReadOnlyList<ArtifactInfo>> { ["shards"] = result.Artifacts };
     }
 
@@ -38,7 +38,7 @@ public sealed class TrainStageTests : IDisposable
         string? folder = null, RecordingProgress? progress = null, CancellationToken ct = default)
     {
         var context = _h.NewContext(progress, inputs, folder, "train");
-        var result = await new TrainHandler().Handle(new TrainStage(Parse(json), context), ct);
+        var result = await StageTestHarness.RunAsync(new TrainHandler(), new TrainStage(Parse(json), context), ct);
         return (result, context);
     }
 

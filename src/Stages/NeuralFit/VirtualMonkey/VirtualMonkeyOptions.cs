@@ -4,10 +4,16 @@ using Pipeline.Stages.Models;
 namespace Pipeline.Stages.NeuralFit;
 
 /// <summary>One simulated area: its sites read the features of <see cref="Layer"/>, <see cref="LatencySteps"/> steps late.</summary>
-public sealed record AreaSpec(string Region, string Layer, int LatencySteps = AreaSpec.DefaultLatency, int Sites = 32)
+public sealed record AreaSpec(string Region, string Layer, int LatencySteps = AreaSpec.DefaultLatency, int Sites = AreaSpec.DefaultSites)
 {
     /// <summary>With the shallow models (conv3 reached at step 2, conv5 at step 4) this puts onsets near 70–90 ms.</summary>
     public const int DefaultLatency = 5;
+
+    public const int DefaultSites = 32;
+
+    /// <summary>The <see cref="ParseList"/> form of these areas (sites are given separately).</summary>
+    public static string FormatList(IEnumerable<AreaSpec> areas) =>
+        string.Join(",", areas.Select(a => $"{a.Region}={a.Layer}{(a.LatencySteps == DefaultLatency ? "" : $"@{a.LatencySteps}")}"));
 
     /// <summary>Parses <c>V4=conv3,IT=conv5@4</c> (latency after @, default <see cref="DefaultLatency"/>).</summary>
     public static IReadOnlyList<AreaSpec> ParseList(string text, int sites)

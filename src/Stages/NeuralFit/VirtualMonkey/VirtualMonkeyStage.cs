@@ -26,19 +26,21 @@ public sealed record VirtualMonkeyStage(VirtualMonkeyParams Params, StageContext
 /// <summary>Parameters of the <c>virtual-monkey</c> stage (defaults as <see cref="VirtualMonkeyOptions"/>).</summary>
 public sealed record VirtualMonkeyParams : ITorchStageParams
 {
+    private static readonly VirtualMonkeyOptions Defaults = new();
+
     /// <summary>A preset initialised from <see cref="Seed"/>; leave it out when the stage depends on a train stage, whose
     /// trained model is then the reference (its spec fixes width and image size).</summary>
     public ReferenceModelParams? Model { get; init; }
 
-    public IReadOnlyList<AreaSpec> Areas { get; init; } = [new("V4", "conv3"), new("IT", "conv5")];
-    public int Stimuli { get; init; } = 320;
-    public int Repetitions { get; init; } = 4;
-    public double Noise { get; init; } = 0.5;
-    public int FeaturesPerSite { get; init; } = 8;
+    public IReadOnlyList<AreaSpec> Areas { get; init; } = Defaults.Areas;
+    public int Stimuli { get; init; } = Defaults.Stimuli;
+    public int Repetitions { get; init; } = Defaults.Repetitions;
+    public double Noise { get; init; } = Defaults.Noise;
+    public int FeaturesPerSite { get; init; } = Defaults.FeaturesPerSite;
     public int? ProjectionDims { get; init; }
-    public int Classes { get; init; } = 8;
+    public int Classes { get; init; } = Defaults.Classes;
     public long Seed { get; init; }
-    public int BatchSize { get; init; } = 32;
+    public int BatchSize { get; init; } = Defaults.BatchSize;
 
     /// <summary>libtorch compute threads; null = every core.</summary>
     public int? Threads { get; init; }
@@ -83,9 +85,11 @@ public sealed record VirtualMonkeyParams : ITorchStageParams
 /// <summary>A model preset at a width and image size, initialised from the stage's seed.</summary>
 public sealed record ReferenceModelParams
 {
-    public string Preset { get; init; } = "rgc-shallow";
-    public double Width { get; init; } = 0.25;
-    public int ImageSize { get; init; } = 32;
+    private static readonly VirtualMonkeyOptions Defaults = new();
+
+    public string Preset { get; init; } = Defaults.Preset;
+    public double Width { get; init; } = Defaults.Width;
+    public int ImageSize { get; init; } = Defaults.ImageSize;
 }
 
 public sealed class VirtualMonkeyHandler : IRequestHandler<VirtualMonkeyStage, StageResult>
@@ -94,7 +98,6 @@ public sealed class VirtualMonkeyHandler : IRequestHandler<VirtualMonkeyStage, S
     {
         var (p, context) = (request.Params, request.Context);
         var ct = cancellationToken;
-        TorchSettings.Apply(p);
 
         var trained = TrainedModels.IsProvided(context);
         if (trained && p.Model is not null)
