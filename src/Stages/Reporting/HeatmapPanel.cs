@@ -74,7 +74,7 @@ public sealed class HeatmapPanel : IFigurePanel
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
         heatmap.ManualRange = new ScottPlot.Range(low, high);
         heatmap.NaNCellColor = Colors.LightGray;
-        heatmap.Extent = new CoordinateRect(0, Math.Max(1, columns), 0, Math.Max(1, rows));
+        heatmap.Rectangle = new CoordinateRect(0, Math.Max(1, columns), 0, Math.Max(1, rows));   // the cells' edges, not their centres (Position)
         var bar = plot.Add.ColorBar(heatmap, Edge.Right);
         bar.Label = ColorBarLabel;
         bar.LabelStyle.FontSize = FigureStyle.AxisLabelFontSize;

@@ -10,7 +10,8 @@ namespace Pipeline.Stages.Reporting;
 /// labelled horizontal reference lines (<see cref="Reference"/>: baselines; <see cref="Chance"/>), labelled vertical
 /// markers (<see cref="Marker"/>: the image-off step), ± SEM bands around a line, points drawn greyed when they are not
 /// trusted (<see cref="Excluded"/>), and axis limits from what is drawn (lines, bands, references, markers, padded by 5 %),
-/// never a fixed range. Non-finite values are left out; a panel with nothing to draw says so.
+/// never a fixed range. A missing (non-finite) value breaks its line rather than being bridged; a panel with nothing to
+/// draw says so.
 /// </summary>
 /// <remarks>
 /// A builder: each call adds to the panel and returns it; <see cref="Figure"/> renders it. Colours follow the order of
@@ -51,7 +52,7 @@ public sealed class LinePanel : IFigurePanel
     public bool IsLogY { get; private set; }
 
     /// <summary>True when the panel draws at least one finite value (a line point or a reference).</summary>
-    public bool HasData => _lines.Any(l => l.Points.Count > 0) || _references.Count > 0 || double.IsFinite(_chance);
+    public bool HasData => _lines.Any(l => l.Points.Any(p => double.IsFinite(p.Y))) || _references.Count > 0 || double.IsFinite(_chance);
 
     /// <summary>A line through the points (sorted by x).</summary>
     /// <param name="dashed">E.g. a ceiling or a bound rather than a measurement.</param>
@@ -64,7 +65,8 @@ public sealed class LinePanel : IFigurePanel
 
     /// <summary>
     /// Points drawn greyed and hollow, without a line: values kept for completeness but not trusted (e.g. bins below a
-    /// noise-ceiling threshold). One legend entry, however many calls.
+    /// noise-ceiling threshold). One legend entry, however many calls. They never widen the axis limits (an untrusted
+    /// −5 must not squash the trusted values); the legend counts those that fall off scale.
     /// </summary>
     public LinePanel Excluded(string label, IEnumerable<(double X, double Y)> points) =>
         Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), FigureStyle.Excluded, Dashed: false, Greyed: true));
@@ -129,44 +131,49 @@ public sealed class LinePanel : IFigurePanel
         plot.YLabel(YLabel, FigureStyle.AxisLabelFontSize);
 
         var colour = 0;
-        var excludedLegend = false;
         var ys = new List<double>();
         var xs = new List<double>();
+        var excluded = new List<(double X, double Y)>();
+        string? excludedLabel = null;
         var anyBand = false;
         foreach (var line in _lines)
         {
-            var points = line.Points.Where(p => !IsLogY || p.Y > 0).ToList();
             var color = line.Color ?? FigureStyle.SeriesColor(colour++);
-            if (points.Count == 0) continue;
-            var px = points.Select(p => p.X).ToArray();
-            var py = points.Select(p => Y(p.Y)).ToArray();
-            xs.AddRange(px);
-            ys.AddRange(py);
-            var banded = points.Where(p => double.IsFinite(p.Sem) && p.Sem > 0).ToList();
-            if (banded.Count > 0)
-            {
-                anyBand = true;
-                var low = banded.Select(p => Y(IsLogY ? Math.Max(p.Y - p.Sem, p.Y / 10) : p.Y - p.Sem)).ToArray();
-                var high = banded.Select(p => Y(p.Y + p.Sem)).ToArray();
-                var band = plot.Add.FillY(banded.Select(p => p.X).ToArray(), low, high);
-                band.FillColor = color.WithAlpha(FigureStyle.BandAlpha);
-                band.LineWidth = 0;
-                ys.AddRange(low);
-                ys.AddRange(high);
-            }
-            var scatter = plot.Add.Scatter(px, py, color);
-            scatter.LineWidth = line.Greyed ? 0 : FigureStyle.LineWidth;
-            scatter.LinePattern = line.Dashed ? LinePattern.Dashed : LinePattern.Solid;
-            scatter.MarkerSize = line.Greyed ? 6 : points.Count <= FigureStyle.MarkersUpTo ? 5 : 0;
+            var points = line.Points.Select(p => (p.X, Y: IsLogY && p.Y <= 0 ? double.NaN : p.Y, p.Sem)).ToList();
             if (line.Greyed)
             {
-                scatter.MarkerShape = MarkerShape.OpenCircle;
-                scatter.LegendText = excludedLegend ? "" : line.Label;
-                excludedLegend = true;
+                // Drawn once the limits are known, and never allowed to set them: untrusted values must not squash the rest.
+                excluded.AddRange(points.Where(p => double.IsFinite(p.Y)).Select(p => (p.X, Y(p.Y))));
+                excludedLabel ??= line.Label;
+                xs.AddRange(points.Where(p => double.IsFinite(p.Y)).Select(p => p.X));
+                continue;
             }
-            else
+            var drawn = points.Count(p => double.IsFinite(p.Y));
+            var legend = true;
+            foreach (var run in Runs(points))
             {
-                scatter.LegendText = line.Label;
+                var px = run.Select(p => p.X).ToArray();
+                var py = run.Select(p => Y(p.Y)).ToArray();
+                xs.AddRange(px);
+                ys.AddRange(py);
+                var banded = run.Where(p => double.IsFinite(p.Sem) && p.Sem > 0).ToList();
+                if (banded.Count > 0)
+                {
+                    anyBand = true;
+                    var low = banded.Select(p => Y(IsLogY ? Math.Max(p.Y - p.Sem, p.Y / 10) : p.Y - p.Sem)).ToArray();
+                    var high = banded.Select(p => Y(p.Y + p.Sem)).ToArray();
+                    var band = plot.Add.FillY(banded.Select(p => p.X).ToArray(), low, high);
+                    band.FillColor = color.WithAlpha(FigureStyle.BandAlpha);
+                    band.LineWidth = 0;
+                    ys.AddRange(low);
+                    ys.AddRange(high);
+                }
+                var scatter = plot.Add.Scatter(px, py, color);
+                scatter.LineWidth = FigureStyle.LineWidth;
+                scatter.LinePattern = line.Dashed ? LinePattern.Dashed : LinePattern.Solid;
+                scatter.MarkerSize = drawn <= FigureStyle.MarkersUpTo ? 5 : 0;
+                scatter.LegendText = legend ? line.Label : "";
+                legend = false;
             }
         }
         foreach (var (label, y, color) in _references)
@@ -200,6 +207,15 @@ public sealed class LinePanel : IFigurePanel
         plot.Axes.SetLimits(x0, x1, y0, y1);
         if (IsLogY) plot.Axes.Left.TickGenerator = LogTicks(y0, y1, _lines.SelectMany(l => l.Points).Select(p => p.Y).Where(v => v > 0).Distinct().Take(2).ToList());
         if (_integerX) plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
+        if (excluded.Count > 0)
+        {
+            var greyed = plot.Add.Scatter(excluded.Select(p => p.X).ToArray(), excluded.Select(p => p.Y).ToArray(), FigureStyle.Excluded);
+            greyed.LineWidth = 0;
+            greyed.MarkerSize = 6;
+            greyed.MarkerShape = MarkerShape.OpenCircle;
+            var offScale = excluded.Count(p => p.Y < y0 || p.Y > y1);
+            greyed.LegendText = offScale == 0 ? excludedLabel! : $"{excludedLabel} ({offScale} off scale)";
+        }
         foreach (var (label, x) in _markers)
         {
             // Inside the data area at the top, just right of the line: a tag on the axis would cover the panel title.
@@ -237,53 +253,64 @@ public sealed class LinePanel : IFigurePanel
     }
 
     /// <summary>
-    /// Major ticks at 1, 2, 5 × 10^k within [low, high] (log10 units), thinned to decades when the range is wide, plus
-    /// the value of a constant series so that it reads as a number; minor ticks at the other integers × 10^k.
+    /// Major ticks at 1, 2, 5 × 10^k within [low, high] (log10 units), thinned to decades when the range is wide, in
+    /// scientific notation; a constant series gets a tick at its value (majors too close to it give way); minor ticks
+    /// at the other integers × 10^k.
     /// </summary>
     private static NumericManual LogTicks(double low, double high, IReadOnlyList<double> values)
     {
+        var constant = values.Count == 1 ? Math.Log10(values[0]) : double.NaN;
         var ticks = new NumericManual();
         var mantissas = high - low > 3 ? new[] { 1 } : [1, 2, 5];
-        var majors = new List<double>();
         for (var k = (int)Math.Floor(low) - 1; k <= (int)Math.Ceiling(high) + 1; k++)
         {
             for (var m = 1; m <= 9; m++)
             {
-                var log = Math.Log10(m * Math.Pow(10, k));
+                var value = m * Math.Pow(10, k);
+                var log = Math.Log10(value);
                 if (log < low || log > high) continue;
-                if (mantissas.Contains(m))
-                {
-                    ticks.AddMajor(log, Format(m * Math.Pow(10, k)));
-                    majors.Add(log);
-                }
-                else
-                {
-                    ticks.AddMinor(log);
-                }
+                if (mantissas.Contains(m) && !(Math.Abs(log - constant) < 0.15)) ticks.AddMajor(log, Scientific(value));
+                else ticks.AddMinor(log);
             }
         }
-        if (values.Count == 1 && majors.All(t => Math.Abs(t - Math.Log10(values[0])) > 0.15))
-            ticks.AddMajor(Math.Log10(values[0]), Format(values[0]));
+        if (double.IsFinite(constant)) ticks.AddMajor(constant, Scientific(values[0]));
         return ticks;
     }
 
     /// <summary>Short, culture-free numbers: 3 significant digits, scientific below 0.01 (e.g. 1e-3, 7.6e-3).</summary>
-    public static string Format(double value)
+    public static string Format(double value) =>
+        value != 0 && Math.Abs(value) is < 0.01 or >= 1e5 ? Scientific(value) : value.ToString("G3", CultureInfo.InvariantCulture);
+
+    /// <summary>Scientific notation with up to 3 significant digits: 1e-3, 7.6e-3, 2.5e4.</summary>
+    public static string Scientific(double value)
     {
-        if (value == 0) return "0";
-        var abs = Math.Abs(value);
-        if (abs is < 0.01 or >= 1e5)
-        {
-            var exponent = (int)Math.Floor(Math.Log10(abs));
-            var mantissa = Math.Round(value / Math.Pow(10, exponent), 2);
-            if (Math.Abs(mantissa) >= 10) (mantissa, exponent) = (mantissa / 10, exponent + 1);
-            return $"{mantissa.ToString("0.##", CultureInfo.InvariantCulture)}e{exponent.ToString(CultureInfo.InvariantCulture)}";
-        }
-        return value.ToString("G3", CultureInfo.InvariantCulture);
+        if (value == 0 || !double.IsFinite(value)) return value.ToString(CultureInfo.InvariantCulture);
+        var exponent = (int)Math.Floor(Math.Log10(Math.Abs(value)));
+        var mantissa = Math.Round(value / Math.Pow(10, exponent), 2);
+        if (Math.Abs(mantissa) >= 10) (mantissa, exponent) = (mantissa / 10, exponent + 1);
+        return $"{mantissa.ToString("0.##", CultureInfo.InvariantCulture)}e{exponent.ToString(CultureInfo.InvariantCulture)}";
     }
 
+    /// <summary>Points with a finite x, sorted by x; a non-finite y stays, as a gap.</summary>
     private static IReadOnlyList<(double X, double Y, double Sem)> Clean(IEnumerable<(double X, double Y, double Sem)> points) =>
-        [.. points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).OrderBy(p => p.X)];
+        [.. points.Where(p => double.IsFinite(p.X)).Select(p => (p.X, double.IsFinite(p.Y) ? p.Y : double.NaN, p.Sem)).OrderBy(p => p.X)];
+
+    /// <summary>The runs of consecutive finite points: a line is broken where a value is missing, never drawn across it.</summary>
+    private static IEnumerable<List<(double X, double Y, double Sem)>> Runs(IEnumerable<(double X, double Y, double Sem)> points)
+    {
+        var run = new List<(double X, double Y, double Sem)>();
+        foreach (var p in points)
+        {
+            if (double.IsFinite(p.Y))
+            {
+                run.Add(p);
+                continue;
+            }
+            if (run.Count > 0) yield return run;
+            run = [];
+        }
+        if (run.Count > 0) yield return run;
+    }
 
     private sealed record LineSeries(string Label, IReadOnlyList<(double X, double Y, double Sem)> Points, Color? Color, bool Dashed, bool Greyed);
 }
