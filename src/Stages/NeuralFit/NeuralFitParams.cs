@@ -41,6 +41,16 @@ public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
     /// <summary>Random halvings of the repetitions averaged by the split-half ceiling.</summary>
     public int Halvings { get; init; } = 10;
 
+    /// <summary>The default of <see cref="MinCeiling"/>: a reliability of 0.1 turns a raw r of 0.05 into 0.5.</summary>
+    public const double DefaultMinCeiling = 0.1;
+
+    /// <summary>
+    /// A bin whose noise ceiling (the area's split-half reliability there) is below this is not trusted: dividing by a
+    /// ceiling near 0 gives noise-corrected values such as −5 or 2.6. Such bins are drawn greyed, flagged in the tables
+    /// (<c>below_min_ceiling</c>) and left out of the best-layer choice.
+    /// </summary>
+    public double MinCeiling { get; init; } = DefaultMinCeiling;
+
     public FeatureParams Features { get; init; } = new();
 
     /// <summary>Stimuli per forward pass.</summary>
@@ -110,6 +120,10 @@ public sealed record NeuralFitParams : ITorchStageParams, IExternalInputs
         if (Methods.Count == 0 || Methods.Distinct().Count() != Methods.Count) yield return new("methods", "list 'pls' and/or 'ridge', each once.");
         foreach (var e in ToRegression("cpu").Errors()) yield return e;
         if (Halvings is < 1 or > 100) yield return new("halvings", $"must be between 1 and 100; got {Halvings}.");
+        if (MinCeiling is not (>= 0 and < 1))
+        {
+            yield return new("min_ceiling", $"must be in [0, 1) (bins whose noise ceiling is below it are left out of the best-layer choice; default {DefaultMinCeiling}); got {MinCeiling.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        }
         foreach (var e in Features.Validate()) yield return e with { Field = "features." + e.Field };
         if (BatchSize is < 1 or > 4096) yield return new("batch_size", $"must be between 1 and 4096; got {BatchSize}.");
         foreach (var e in TorchSettings.Validate(this)) yield return e;

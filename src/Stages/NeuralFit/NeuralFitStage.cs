@@ -101,12 +101,12 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         }
 
         var generating = groundTruth?.Areas.ToDictionary(a => a.Region, a => a.Layer);
-        var best = PredictivityReport.BestLayers(rows, generating);
-        var profiles = PredictivityReport.Profiles(rows);
+        var best = PredictivityReport.BestLayers(rows, p.MinCeiling, generating);
+        var profiles = PredictivityReport.Profiles(rows, p.MinCeiling);
         foreach (var b in best)
         {
-            log.LogInformation("{Area} ({Method}): best layer {Layer}, mean noise-corrected r {Score:F3}{Truth}", b.Area, b.Method, b.Layer, b.Score,
-                b.GeneratingLayer is { } g ? $" (generated from {g})" : "");
+            log.LogInformation("{Area} ({Method}): best layer {Layer}, mean {ScoredBy} {Score:F3}, {Excluded} bins below min_ceiling {MinCeiling} left out{Truth}",
+                b.Area, b.Method, b.Layer, b.ScoredBy, b.Score, b.ExcludedBinsMs.Count, b.MinCeiling, b.GeneratingLayer is { } g ? $" (generated from {g})" : "");
         }
         var timing = (Features: featureSeconds, Fits: fitClock.Elapsed.TotalSeconds);
         log.LogInformation("Features in {FeatureSeconds:F1} s, {Fits} fits in {FitSeconds:F1} s", timing.Features, rows.Count, timing.Fits);
@@ -185,7 +185,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         IReadOnlyList<AreaBestLayer> best, IReadOnlyList<TemporalProfile> profiles, NeuralFitParams p, Device device, TimeSpan wall,
         (double Features, double Fits) seconds, CancellationToken ct)
     {
-        await context.WriteOutputAsync("predictivity.csv", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityReport.Csv(rows))), ct);
+        await context.WriteOutputAsync("predictivity.csv", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityReport.Csv(rows, p.MinCeiling))), ct);
         var table = new JsonArray([.. rows.Select(r => (JsonNode)new JsonObject
         {
             ["area"] = r.Area,
@@ -201,6 +201,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["noise_corrected"] = PredictivityReport.Finite(r.NoiseCorrected),
             ["sem"] = PredictivityReport.Finite(r.Sem),
             ["noise_corrected_sqrt"] = PredictivityReport.Finite(r.NoiseCorrectedSqrt),
+            ["below_min_ceiling"] = !PredictivityReport.ReachesCeiling(r, p.MinCeiling),
         })]);
         await context.WriteJsonAsync("predictivity.json", table, ct);
         var bestJson = JsonSerializer.SerializeToNode(best, PipelineJson.Options)!;
@@ -210,15 +211,24 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         var title = $"{spec.Name} → {dataLabel}";
         var primary = NeuralPredictivity.MethodName(p.Methods[0]);
         var primaryBest = best.Where(b => b.Method == primary).ToList();
-        await context.WriteOutputAsync("predictivity_over_time.png", new MemoryStream(PredictivityPlots.OverTimePng(rows, primary, title)), ct);
-        await context.WriteOutputAsync("predictivity_over_time.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityPlots.OverTimeSvg(rows, primary, title))), ct);
-        await context.WriteOutputAsync("layer_area_heatmap.png", new MemoryStream(PredictivityPlots.HeatmapPng(primaryBest, title)), ct);
-        await context.WriteOutputAsync("layer_area_heatmap.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PredictivityPlots.HeatmapSvg(primaryBest, title))), ct);
+        // The features were read out with the neural schedule: step t is the bin [10t, 10t+10) ms.
+        var imageOffMs = TimeSpec.Neural.ImageOff * VirtualMonkey.StepMs;
+        var overTime = PredictivityPlots.OverTime(rows, primary, title, p.MinCeiling, imageOffMs);
+        var heatmap = PredictivityPlots.Heatmap(primaryBest, title);
+        await context.WriteOutputAsync("predictivity_over_time.png", new MemoryStream(overTime.Png()), ct);
+        await context.WriteOutputAsync("predictivity_over_time.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(overTime.Svg())), ct);
+        await context.WriteOutputAsync("layer_area_heatmap.png", new MemoryStream(heatmap.Png()), ct);
+        await context.WriteOutputAsync("layer_area_heatmap.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(heatmap.Svg())), ct);
 
         var areas = new JsonObject();
         foreach (var b in primaryBest)
         {
-            var area = new JsonObject { ["best_layer"] = b.Layer, ["noise_corrected"] = b.Score };
+            var area = new JsonObject
+            {
+                ["best_layer"] = b.Layer,
+                [b.ScoredBy] = b.Score,
+                ["excluded_bins_ms"] = new JsonArray([.. b.ExcludedBinsMs.Select(ms => (JsonNode)ms)]),
+            };
             if (b.GeneratingLayer is { } g)
             {
                 area["generating_layer"] = g;
@@ -236,6 +246,7 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
             ["layers"] = new JsonArray([.. rows.Select(r => (JsonNode)r.Layer).DistinctBy(n => n.GetValue<string>())]),
             ["methods"] = new JsonArray([.. p.Methods.Select(m => (JsonNode)NeuralPredictivity.MethodName(m))]),
             ["splits"] = p.Splits,
+            ["min_ceiling"] = p.MinCeiling,
             ["features"] = $"{p.Features.Kind.ToString().ToLowerInvariant()} ≤ {p.Features.MaxDims}",
             ["areas"] = areas,
             ["wall_seconds"] = Math.Round(wall.TotalSeconds, 1),

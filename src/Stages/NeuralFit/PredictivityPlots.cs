@@ -1,135 +1,79 @@
 using System.Globalization;
-using System.Text;
 using Pipeline.Stages.Reporting;
 using ScottPlot;
-using ScottPlot.MultiplotLayouts;
-using SkiaSharp;
 
 namespace Pipeline.Stages.NeuralFit;
 
 /// <summary>
-/// The neural-fit figures, rendered without a display as PNG or SVG: predictivity over time (one panel per area, one
-/// line per layer) and a layer × area heatmap of the time-averaged predictivity. Non-finite values are left out.
+/// The neural-fit figures (<see cref="Figure"/>): predictivity over time — one panel per area, one line per layer with
+/// its ± SEM band over splits, the area's noise ceiling, the ceiling threshold and the image-off step — and a layer ×
+/// area heat map of the time-averaged predictivity with its colour bar.
 /// </summary>
 public static class PredictivityPlots
 {
-    private const float TitleHeight = 34;
-
-    /// <summary>Noise-corrected predictivity against the bin's start, per area, one series per layer (one method).</summary>
-    public static byte[] OverTimePng(IReadOnlyList<PredictivityRow> rows, string method, string title) =>
-        Png(OverTimeSize(rows), (canvas, w, h) => DrawOverTime(canvas, w, h, rows, method, title));
-
-    public static string OverTimeSvg(IReadOnlyList<PredictivityRow> rows, string method, string title) =>
-        Svg(OverTimeSize(rows), (canvas, w, h) => DrawOverTime(canvas, w, h, rows, method, title));
-
-    /// <summary>Layers (rows, model order) × areas (columns): each cell the layer's mean noise-corrected predictivity.</summary>
-    public static byte[] HeatmapPng(IReadOnlyList<AreaBestLayer> best, string title) =>
-        Png(HeatmapSize(best), (canvas, w, h) => DrawHeatmap(canvas, w, h, best, title));
-
-    public static string HeatmapSvg(IReadOnlyList<AreaBestLayer> best, string title) =>
-        Svg(HeatmapSize(best), (canvas, w, h) => DrawHeatmap(canvas, w, h, best, title));
-
-    private static (int Width, int Height) OverTimeSize(IReadOnlyList<PredictivityRow> rows) =>
-        (Math.Max(500, 480 * rows.Select(r => r.Area).Distinct().Count()), 420);
-
-    private static (int Width, int Height) HeatmapSize(IReadOnlyList<AreaBestLayer> best) =>
-        (Math.Max(420, 160 + (130 * best.Count)), Math.Max(320, 120 + (42 * (best.Count > 0 ? best[0].ByLayer.Count : 1))));
-
-    private static void DrawOverTime(SKCanvas canvas, int width, int height, IReadOnlyList<PredictivityRow> rows, string method, string title)
+    /// <summary>
+    /// Noise-corrected predictivity against the bin's start, per area, one series per layer (one method). Bins whose
+    /// ceiling is below <paramref name="minCeiling"/> are drawn as grey open circles and break the layers' lines.
+    /// </summary>
+    /// <param name="imageOffMs">When the image goes off in the fitted presentation (the start of the first bin without
+    /// it); null when it stays on.</param>
+    public static Figure OverTime(IReadOnlyList<PredictivityRow> rows, string method, string title, double minCeiling, int? imageOffMs)
     {
         var mine = rows.Where(r => r.Method == method).ToList();
-        var areas = mine.Select(r => r.Area).Distinct().ToList();
-        var figure = new Multiplot { Layout = new Columns() };
-        figure.AddPlots(Math.Max(1, areas.Count));
-        for (var a = 0; a < areas.Count; a++)
+        var panels = new List<IFigurePanel>();
+        foreach (var area in mine.GroupBy(r => r.Area))
         {
-            var plot = figure.GetPlot(a);
-            var area = mine.Where(r => r.Area == areas[a]).ToList();
-            foreach (var layer in area.Select(r => r.Layer).Distinct())
+            var panel = new LinePanel($"{area.Key} ({method})", "bin start (ms)", "noise-corrected r (r / ceiling)")
             {
-                var points = area.Where(r => r.Layer == layer && double.IsFinite(r.NoiseCorrected)).OrderBy(r => r.BinStartMs).ToArray();
-                if (points.Length == 0) continue;
-                var scatter = plot.Add.Scatter(points.Select(p => (double)p.BinStartMs).ToArray(), points.Select(p => p.NoiseCorrected).ToArray());
-                scatter.LegendText = layer;
-                scatter.MarkerSize = 4;
-                scatter.LineWidth = 1.5f;
+                BandLabel = "shaded: ± 1 SEM over splits",
+            };
+            var bins = area.GroupBy(r => r.BinStartMs).OrderBy(b => b.Key).ToList();
+            foreach (var layer in area.GroupBy(r => r.Layer))
+            {
+                // A bin below the threshold is a gap in the line, its value greyed: r / (ceiling ≈ 0) is noise.
+                panel.Line(layer.Key, layer.Select(r => ((double)r.BinStartMs, PredictivityReport.ReachesCeiling(r, minCeiling) ? r.NoiseCorrected : double.NaN, r.Sem)));
             }
-            plot.Title($"{areas[a]} ({method})", 14);
-            plot.XLabel("bin start (ms)", 12);
-            plot.YLabel("noise-corrected r", 12);
-            if (plot.GetPlottables().Any()) plot.ShowLegend(Alignment.LowerRight);
-            else plot.Axes.SetLimits(0, 1, 0, 1);
+            foreach (var layer in area.GroupBy(r => r.Layer))
+            {
+                panel.Excluded($"ceiling < {Number(minCeiling)}: not used",
+                    layer.Where(r => !PredictivityReport.ReachesCeiling(r, minCeiling)).Select(r => ((double)r.BinStartMs, r.NoiseCorrected)));
+            }
+            panel.Line("noise ceiling (split-half)", bins.Select(b => ((double)b.Key, b.First().Ceiling)), Colors.Black, dashed: true)
+                .Reference("min_ceiling", minCeiling, FigureStyle.Excluded);
+            if (imageOffMs is { } off) panel.Marker("image off", off);
+            panel.IntegerX();
+            panels.Add(panel);
         }
-        DrawFigure(canvas, width, height, figure, title);
+        if (panels.Count == 0) panels.Add(new LinePanel(method, "bin start (ms)", "noise-corrected r (r / ceiling)"));
+        return new Figure(title, panels);
     }
 
-    private static void DrawHeatmap(SKCanvas canvas, int width, int height, IReadOnlyList<AreaBestLayer> best, string title)
+    /// <summary>Layers (rows, model order) × areas (columns): each cell the layer's mean noise-corrected predictivity
+    /// over the bins that reach the ceiling threshold, the best layer outlined.</summary>
+    public static Figure Heatmap(IReadOnlyList<AreaBestLayer> best, string title)
     {
-        var figure = new Multiplot();
-        figure.AddPlots(1);
-        var plot = figure.GetPlot(0);
         var layers = best.Count > 0 ? best[0].ByLayer.Keys.ToList() : [];
-        var values = best.SelectMany(b => b.ByLayer.Values).OfType<double>().ToList();
-        var (low, high) = values.Count == 0 ? (0.0, 1.0) : (values.Min(), values.Max());
-        var colormap = new ScottPlot.Colormaps.Viridis();
+        var values = new double?[layers.Count, best.Count];
         for (var a = 0; a < best.Count; a++)
         {
             for (var l = 0; l < layers.Count; l++)
-            {
-                // Row 0 (the first layer) at the top.
-                var (x, y) = (a, layers.Count - 1 - l);
-                var value = best[a].ByLayer[layers[l]];
-                var rect = plot.Add.Rectangle(x, x + 1, y, y + 1);
-                rect.FillStyle.Color = value is { } v ? colormap.GetColor(high > low ? (v - low) / (high - low) : 0.5) : Colors.LightGray;
-                rect.LineStyle.Width = layers[l] == best[a].Layer ? 3 : 0.5f;
-                rect.LineStyle.Color = layers[l] == best[a].Layer ? Colors.Red : Colors.White;
-                var label = plot.Add.Text(value is { } w ? w.ToString("F2", CultureInfo.InvariantCulture) : "–", x + 0.5, y + 0.5);
-                label.LabelFontSize = 13;
-                label.LabelAlignment = Alignment.MiddleCenter;
-                label.LabelFontColor = value is { } c && high > low && (c - low) / (high - low) > 0.6 ? Colors.Black : Colors.White;
-            }
+                values[l, a] = best[a].ByLayer.GetValueOrDefault(layers[l]);
         }
-        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, best.Count).Select(a => a + 0.5)], [.. best.Select(b => b.Area)]);
-        plot.Axes.Left.SetTicks([.. Enumerable.Range(0, layers.Count).Select(l => layers.Count - 1 - l + 0.5)], [.. layers]);
-        plot.Axes.SetLimits(0, Math.Max(1, best.Count), 0, Math.Max(1, layers.Count));
-        plot.XLabel("area", 12);
-        plot.YLabel("layer", 12);
-        plot.Title($"mean noise-corrected r over bins ({(best.Count > 0 ? best[0].Method : "-")}); red: best layer", 12);
-        DrawFigure(canvas, width, height, figure, title);
+        // An area no bin of which reaches the threshold is ranked by raw r; its column says so.
+        var columns = best.Select(b => b.ScoredBy == PredictivityReport.RawScore ? $"{b.Area} (raw r)" : b.Area).ToList();
+        var minCeiling = best.Count > 0 ? best[0].MinCeiling : NeuralFitParams.DefaultMinCeiling;
+        var panel = new HeatmapPanel($"mean over bins with ceiling ≥ {Number(minCeiling)} ({(best.Count > 0 ? best[0].Method : "-")})", "area", "layer",
+            "mean noise-corrected r", columns, layers, values)
+        {
+            OutlineLabel = "red outline: best layer",
+        };
+        for (var a = 0; a < best.Count; a++)
+        {
+            var row = layers.IndexOf(best[a].Layer);
+            if (row >= 0) panel.Outline(row, a);
+        }
+        return new Figure(title, panel);
     }
 
-    private static void DrawFigure(SKCanvas canvas, int width, int height, Multiplot figure, string title)
-    {
-        canvas.Clear(SKColors.White);
-        // Multiplot lays its panels out from the canvas origin, so the canvas is shifted down for the title strip.
-        canvas.Save();
-        canvas.Translate(0, TitleHeight);
-        canvas.ClipRect(SKRect.Create(width, height - TitleHeight));
-        figure.Render(canvas, new PixelRect(left: 0, right: width, bottom: height - TitleHeight, top: 0));
-        canvas.Restore();
-        using var font = new SKFont(Fonts.GetTypeface(Fonts.Default, bold: true, italic: false), 18);
-        using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-        canvas.DrawText(title, width / 2f, TitleHeight - 9, SKTextAlign.Center, font, paint);
-    }
-
-    private static byte[] Png((int Width, int Height) size, Action<SKCanvas, int, int> draw)
-    {
-        PlotFonts.Ensure();
-        var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
-        using var surface = SKSurface.Create(info) ?? throw new InvalidOperationException($"SkiaSharp could not create a {size.Width}×{size.Height} surface.");
-        draw(surface.Canvas, size.Width, size.Height);
-        using var image = surface.Snapshot();
-        using var png = image.Encode(SKEncodedImageFormat.Png, 100);
-        return png.ToArray();
-    }
-
-    private static string Svg((int Width, int Height) size, Action<SKCanvas, int, int> draw)
-    {
-        PlotFonts.Ensure();
-        using var xml = new MemoryStream();
-        // The SVG canvas writes the document when disposed, so it must be gone before the stream is read.
-        using (var canvas = SKSvgCanvas.Create(SKRect.Create(size.Width, size.Height), xml))
-            draw(canvas, size.Width, size.Height);
-        return Encoding.UTF8.GetString(xml.ToArray());
-    }
+    private static string Number(double value) => value.ToString("G3", CultureInfo.InvariantCulture);
 }

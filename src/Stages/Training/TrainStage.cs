@@ -308,8 +308,9 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         await context.WriteJsonAsync("metrics.json", metrics, ct);
         await context.WriteJsonAsync("history.json", _history, ct);
         var title = $"{spec.Name} on {manifest.Source.Kind}";
-        await context.WriteOutputAsync("curves.png", new MemoryStream(TrainingCurves.RenderPng(_history, title)), ct);
-        await context.WriteOutputAsync("curves.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(TrainingCurves.RenderSvg(_history, title))), ct);
+        var curves = TrainingCurves.Build(_history, title, manifest.Classes.Count);
+        await context.WriteOutputAsync("curves.png", new MemoryStream(curves.Png()), ct);
+        await context.WriteOutputAsync("curves.svg", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(curves.Svg())), ct);
 
         var summary = new JsonObject
         {
