@@ -84,6 +84,26 @@ public sealed class BatchLoader : IAsyncDisposable
     }
 
     /// <summary>
+    /// <see cref="NextAsync"/> for a stage: a shard that cannot be read (missing, corrupt, undecodable) becomes a stage
+    /// error that says to rebuild the shards.
+    /// </summary>
+    public async ValueTask<TrainingBatch?> NextForStageAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await NextAsync(ct);
+        }
+        catch (Exception e) when (IsBadShard(e))
+        {
+            throw new Execution.StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.", e);
+        }
+    }
+
+    /// <summary>What an unreadable shard throws: bad content, a sha256 mismatch, a missing blob.</summary>
+    public static bool IsBadShard(Exception e) =>
+        e is InvalidDataException or Artifacts.ArtifactCorruptedException or Artifacts.ArtifactNotFoundException;
+
+    /// <summary>
     /// Cancels and awaits the producer. Never throws: a producer failure is reported by <see cref="NextAsync"/>, and a
     /// consumer that stops early must not have its own exception replaced by one from a batch it never asked for.
     /// </summary>

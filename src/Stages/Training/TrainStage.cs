@@ -71,7 +71,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         {
             manifest = await ShardManifest.ReadAsync(context.Store, manifestInfo.Path, manifestInfo.Sha256, ct);
         }
-        catch (Exception e) when (IsBadShard(e))
+        catch (Exception e) when (BatchLoader.IsBadShard(e))
         {
             throw new StageInputException($"The shard manifest '{manifestInfo.Path}' could not be read: {e.Message} Re-run the shard stage.", e);
         }
@@ -145,7 +145,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             {
                 await using (var loader = new BatchLoader(reader, loaderOptions with { Epoch = epoch, StartBatch = epoch == position.Epoch ? position.BatchInEpoch : 0 }))
                 {
-                    while (position.Step < totalSteps && await NextBatchAsync(loader, ct) is { } batch)
+                    while (position.Step < totalSteps && await loader.NextForStageAsync(ct) is { } batch)
                     {
                         loop.Train(batch, position.Step, epoch, loader.WaitTime);
                         position = new TrainingPosition(position.Step + 1, epoch, batch.Index + 1);
@@ -179,7 +179,7 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         }
 
         lastEval ??= await EvaluateAsync(model, reader, loaderOptions, position, position.Epoch, ct);
-        var result = await WriteOutputsAsync(model, spec, specJson, manifest, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
+        var result = await WriteOutputsAsync(model, spec, specJson, manifest, normalization, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
         await checkpoints.PruneToAsync(p.Checkpoint.KeepFinal, ct);
         return result;
     }
@@ -197,27 +197,12 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
                 return Math.Min(height, width);
             }
         }
-        catch (Exception e) when (IsBadShard(e))
+        catch (Exception e) when (BatchLoader.IsBadShard(e))
         {
             throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.", e);
         }
         throw new StageInputException($"The first train shard '{manifest.ShardPath(manifest.Train.Shards[0])}' is empty; re-run the shard stage.");
     }
-
-    private static async Task<TrainingBatch?> NextBatchAsync(BatchLoader loader, CancellationToken ct)
-    {
-        try
-        {
-            return await loader.NextAsync(ct);
-        }
-        catch (Exception e) when (IsBadShard(e))
-        {
-            throw new StageInputException($"{e.Message} Re-run the shard stage (with --no-cache) to rebuild the shards.", e);
-        }
-    }
-
-    private static bool IsBadShard(Exception e) =>
-        e is InvalidDataException or Artifacts.ArtifactCorruptedException or Artifacts.ArtifactNotFoundException;
 
     /// <summary>Top-1, top-5 and loss of the readout on the validation split (or its first eval_max_samples images).</summary>
     private async Task<EvalPoint> EvaluateAsync(IVisionModel model, ShardReader reader, BatchLoaderOptions train, TrainingPosition position, int epoch, CancellationToken ct)
@@ -226,12 +211,11 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         var options = train with { Split = ShardSplitName.Val, Train = false, Shuffle = false, DropLast = false, Epoch = 0, StartBatch = 0, MaxSamples = p.EvalMaxSamples };
         double loss = 0, top1 = 0, top5 = 0, readoutStep = 0;
         long n = 0;
-        var k = Math.Min(5, model.Spec.Classes);
         model.Module.eval();
         try
         {
             await using var loader = new BatchLoader(reader, options);
-            while (await NextBatchAsync(loader, ct) is { } batch)
+            while (await loader.NextForStageAsync(ct) is { } batch)
             {
                 using var scope = NewDisposeScope();
                 using var noGrad = no_grad();
@@ -240,10 +224,9 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
                 var y = tensor(batch.Labels).to(device);
                 var result = model.Unroll(x);
                 loss += nn.functional.cross_entropy(result.Readout, y, reduction: nn.Reduction.Sum).ToDouble();
-                var topk = result.Readout.topk(k, dim: 1).indexes;
-                var hits = topk.eq(y.unsqueeze(1));
-                top1 += hits[.., 0].sum().ToDouble();
-                top5 += hits.any(dim: 1).sum().ToDouble();
+                var (hit1, hit5) = Accuracy.Hits(result.Readout, y);
+                top1 += hit1;
+                top5 += hit5;
                 readoutStep += result.ReadoutStep.to(float64).sum().ToDouble();
                 n += batch.Count;
                 NativeHeap.Trim();
@@ -260,13 +243,17 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         };
         context.Progress.Metric("eval_loss", point.Loss, point.Step);
         context.Progress.Metric("eval_top1", point.Top1, point.Step);
-        context.Progress.Metric("eval_top5", point.Top5, point.Step);
-        _log.LogInformation("Epoch {Epoch} at step {Step}: eval loss {Loss:F4}, top-1 {Top1:P2}, top-5 {Top5:P2} on {Images} images ({ImagesPerSecond:F0} images/s)",
-            epoch + 1, point.Step, point.Loss, point.Top1, point.Top5, n, point.ImagesPerSecond);
+        if (Accuracy.ReportsTopFive(model.Spec.Classes)) context.Progress.Metric("eval_top5", point.Top5, point.Step);
+        if (Accuracy.ReportsTopFive(model.Spec.Classes))
+            _log.LogInformation("Epoch {Epoch} at step {Step}: eval loss {Loss:F4}, top-1 {Top1:P2}, top-5 {Top5:P2} on {Images} images ({ImagesPerSecond:F0} images/s)",
+                epoch + 1, point.Step, point.Loss, point.Top1, point.Top5, n, point.ImagesPerSecond);
+        else
+            _log.LogInformation("Epoch {Epoch} at step {Step}: eval loss {Loss:F4}, top-1 {Top1:P2} on {Images} images ({ImagesPerSecond:F0} images/s)",
+                epoch + 1, point.Step, point.Loss, point.Top1, n, point.ImagesPerSecond);
         return point;
     }
 
-    private async Task<StageResult> WriteOutputsAsync(IVisionModel model, ModelSpec spec, JsonNode specJson, ShardManifest manifest, StepLoop loop,
+    private async Task<StageResult> WriteOutputsAsync(IVisionModel model, ModelSpec spec, JsonNode specJson, ShardManifest manifest, ImageNormalization normalization, StepLoop loop,
         EvalPoint eval, long totalSteps, long? resumedFrom, Device device, TimeSpan wall, CancellationToken ct)
     {
         var modelPath = Path.Combine(context.ScratchFolder, "model.safetensors");
@@ -304,7 +291,10 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             ["val_images_evaluated"] = p.EvalMaxSamples is { } max ? Math.Min(max, manifest.Val.Count) : manifest.Val.Count,
             ["device"] = device.type.ToString().ToLowerInvariant(),
             ["threads"] = torch.get_num_threads(),
+            // The input normalisation the model was trained with: every stage that evaluates it must use the same.
+            ["normalization"] = JsonSerializer.SerializeToNode(normalization, PipelineJson.Options),
         };
+        if (!Accuracy.ReportsTopFive(manifest.Classes.Count)) metrics.Remove("top5");
         await context.WriteJsonAsync("metrics.json", metrics, ct);
         await context.WriteJsonAsync("history.json", _history, ct);
         var title = $"{spec.Name} on {manifest.Source.Kind}";
@@ -317,10 +307,11 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
             ["model"] = spec.Name,
             ["parameters"] = metrics["parameters"]!.DeepClone(),
             ["top1"] = Math.Round(eval.Top1, 4),
-            ["top5"] = Math.Round(eval.Top5, 4),
+            ["top5"] = Accuracy.ReportsTopFive(manifest.Classes.Count) ? Math.Round(eval.Top5, 4) : null,
             ["steps"] = totalSteps,
             ["wall_seconds"] = Math.Round(wall.TotalSeconds, 1),
         };
+        if (summary["top5"] is null) summary.Remove("top5");
         if (resumedFrom is not null) summary["resumed_from_step"] = resumedFrom;
         return new StageResult(context.Outputs, summary);
     }

@@ -22,6 +22,7 @@ public sealed class StagePreambleTests : IDisposable
         ["train"] = ("""{ "threads": 0 }""", "params.threads"),
         ["virtual-monkey"] = ("""{ "threads": 0 }""", "params.threads"),
         ["neural-fit"] = ("""{ "device": "tpu" }""", "params.device"),
+        ["timestep-sweep"] = ("""{ "max_steps": 0 }""", "params.max_steps"),
     };
 
     [Fact]
