@@ -55,7 +55,7 @@ public sealed class NeuralFitFixture : IDisposable
 
     /// <summary>A row of predictivity.json (nulls where undefined).</summary>
     public sealed record Row(string Area, int BinStartMs, int BinEndMs, int ModelStep, string Layer, string Method, int Sites,
-        double? RawR, double? RawSem, double? Ceiling, double? NoiseCorrected, double? Sem, double? NoiseCorrectedSqrt);
+        double? RawR, double? RawSem, double? Ceiling, double? NoiseCorrected, double? Sem, double? NoiseCorrectedSqrt, bool BelowMinCeiling);
 
     public static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, PipelineJson.Options) ?? throw new InvalidOperationException("null");
 
@@ -176,6 +176,13 @@ public sealed class NeuralFitStageTests(NeuralFitFixture f, ITestOutputHelper ou
             Assert.Contains("<svg", await svg.ReadToEndAsync(), StringComparison.Ordinal);
         var metrics = f.ReadJson<JsonObject>(f.Same.Result.Artifacts, "metrics.json");
         Assert.Equal(160, metrics["stimuli"]!.GetValue<int>());
+        Assert.Equal(NeuralFitParams.DefaultMinCeiling, metrics["min_ceiling"]!.GetValue<double>());
+        // The tables flag exactly the bins whose ceiling is below min_ceiling, and the best-layer table lists them.
+        Assert.All(f.Same.Rows, r => Assert.Equal(!(r.Ceiling >= NeuralFitParams.DefaultMinCeiling), r.BelowMinCeiling));
+        foreach (var b in f.ReadJson<List<AreaBestLayer>>(f.Same.Result.Artifacts, "best_layers.json"))
+        {
+            Assert.Equal(f.Same.Rows.Where(r => r.Area == b.Area && r.BelowMinCeiling).Select(r => r.BinStartMs).Distinct().Order(), b.ExcludedBinsMs);
+        }
         Assert.Equal("conv5", metrics["areas"]!["IT"]!["best_layer"]!.GetValue<string>());
     }
 
