@@ -62,9 +62,9 @@ public static class CliOutput
             var lines = s.Files.ToList();
             if (s.Elsewhere.Count > 0)
             {
-                lines.Add(view.CopiedTo is null
-                    ? $"and in {s.Folder}{Path.DirectorySeparatorChar}: {Listing(s.Elsewhere)}"
-                    : $"in the store only: {Listing(s.Elsewhere)}");
+                lines.Add(view.CopiedTo is not null ? $"in the store only: {Listing(s.Elsewhere)}"
+                    : s.Files.Count > 0 ? $"beside them: {Listing(s.Elsewhere)}"
+                    : $"in {s.Folder}{Path.DirectorySeparatorChar}: {Listing(s.Elsewhere)}");
             }
             lines.AddRange(s.Notes);
             for (var i = 0; i < lines.Count; i++) w.WriteLine($"  {(i == 0 ? s.Stage : "").PadRight(width)}  {lines[i]}");
@@ -103,12 +103,19 @@ public static class CliOutput
             var stage = RunComparison.StageOf(k.Key);
             if (group is not null && stage != group) rows.Add([]);
             group = stage;
-            rows.Add([k.Key, .. k.Values.Select(v => v ?? "—")]);
+            rows.Add([k.Key, .. k.Values.Select(Shown)]);
         }
         WriteTable(w, "", header, rows);
         if (!all && keys.Count == 0) w.WriteLine($"No params or metrics differ between runs {string.Join(", ", runs.Select(r => r.Id))}; --all lists them all.");
         else if (!all) w.WriteLine("Only what differs (— = the run has no such key); --all lists every key.");
     }
+
+    // Fractional numbers to 6 significant digits for reading (the comparison itself and --json use every digit).
+    private static string Shown(string? value) =>
+        value is null ? "—"
+        : value.Contains('.', StringComparison.Ordinal) && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
+            ? d.ToString("G6", CultureInfo.InvariantCulture)
+            : value;
 
     /// <summary>Columns padded to their widest cell (the last one left ragged); an empty row prints as a blank line.</summary>
     public static void WriteTable(TextWriter w, string indent, IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows, int rightAligned = 0)

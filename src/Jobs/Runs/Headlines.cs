@@ -59,7 +59,7 @@ public static class Headlines
     {
         if (facts is null || facts.Count == 0) return [];
         var figures = Rules.TryGetValue(kind, out var rule) ? [.. rule(facts)] : new List<Headline>();
-        return figures.Count > 0 ? figures : [.. Generic(facts)];
+        return figures.Count > 0 ? figures : [.. Generic(facts).Take(GenericLimit)];
     }
 
     /// <summary>
