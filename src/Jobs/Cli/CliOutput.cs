@@ -49,6 +49,7 @@ public static class CliOutput
             view.Stages.Select(s => (IReadOnlyList<string>)[s.Stage, s.Kind, s.Status.ToString().ToLowerInvariant(),
                 s.Headlines.Count == 0 ? "—" : string.Join(" · ", s.Headlines.Select(h => h.Text))]));
         foreach (var s in view.Stages.Where(s => s.Error is not null)) w.WriteLine($"  {s.Stage}: {FirstLine(s.Error!)}");
+        if (view.Status is RunStatus.Failed or RunStatus.Cancelled) w.WriteLine($"Continue it with 'pipeline runs retry {view.RunId} --wait' once the cause is fixed.");
 
         var withFiles = view.Stages.Where(s => s.Files.Count > 0 || s.Elsewhere.Count > 0 || s.Notes.Count > 0).ToList();
         if (withFiles.Count == 0) return;
