@@ -122,7 +122,7 @@ public static class Commands
             return CliOutput.RunFailed;
         }
         if (json) CliOutput.Json(run);
-        else CliOutput.PrintRun(run);
+        else await RunWaiter.PrintResultsAsync(host.Services.GetRequiredService<RunResults>(), run, ct);
         return run.Status == RunStore.RunStatus.Succeeded ? CliOutput.Ok : CliOutput.RunFailed;
     }
 
@@ -135,10 +135,7 @@ public static class Commands
             using var host = await StartedHostAsync(ct);
             var runs = await host.Services.GetRequiredService<RunQueries>().ListAsync(p.GetValue(limit), ct);
             if (p.GetValue(JsonOption)) CliOutput.Json(runs);
-            else
-            {
-                foreach (var r in runs) Console.WriteLine($"{r.Id,6}  {r.Status,-10} {r.StagesDone}/{r.Stages} stages  {r.CreatedAt:yyyy-MM-dd HH:mm}  {r.Name}");
-            }
+            else CliOutput.PrintRunList(runs);
             return CliOutput.Ok;
         });
 
@@ -159,7 +156,37 @@ public static class Commands
         var wait = new Option<bool>("--wait") { Description = "Wait for the run to finish (embedded mode runs it in this process)" };
         var retry = new Command("retry", "Retry every failed or cancelled stage of a run") { id, wait };
         retry.SetAction(async (p, ct) => await RetryAsync(p.GetValue(wait), runId: p.GetValue(id), stageId: null, ct));
-        return new Command("runs", "Inspect and control runs") { list, show, cancel, retry };
+        return new Command("runs", "Inspect and control runs") { list, show, cancel, retry, CompareCommand() };
+    }
+
+    private static Command CompareCommand()
+    {
+        var ids = new Argument<long[]>("run-ids") { Description = "Two or more run ids", Arity = ArgumentArity.OneOrMore };
+        var all = new Option<bool>("--all") { Description = "Show every param and metric, not only those that differ" };
+        var compare = new Command("compare", "Print the params and metrics that differ between runs, stage by stage (matched by stage name)") { ids, all, JsonOption };
+        compare.SetAction(async (p, ct) =>
+        {
+            var wanted = p.GetValue(ids)!;
+            if (wanted.Distinct().Count() < 2)
+            {
+                return CliOutput.Error($"runs compare needs at least two different run ids (got {(wanted.Length == 0 ? "none" : string.Join(", ", wanted))}); see 'pipeline runs list'.");
+            }
+            using var host = await StartedHostAsync(ct);
+            var runs = await host.Services.GetRequiredService<RunQueries>().GetManyAsync(wanted.Distinct(), ct);
+            var results = host.Services.GetRequiredService<RunResults>();
+            var flattened = new List<IReadOnlyList<KeyValuePair<string, string>>>();
+            foreach (var run in runs)
+            {
+                var facts = new Dictionary<string, System.Text.Json.Nodes.JsonObject>();
+                foreach (var stage in run.Stages) facts[stage.Name] = await results.FactsAsync(stage, ct);
+                flattened.Add(RunComparison.Flatten(run, facts));
+            }
+            var keys = RunComparison.Compare(flattened, p.GetValue(all));
+            if (p.GetValue(JsonOption)) CliOutput.Json(new { runs = runs.Select(r => r.Id), keys });
+            else CliOutput.PrintComparison(runs, keys, p.GetValue(all));
+            return CliOutput.Ok;
+        });
+        return compare;
     }
 
     private static Command StagesCommand()

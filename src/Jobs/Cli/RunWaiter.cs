@@ -4,7 +4,7 @@ using Pipeline.Jobs.Runs;
 
 namespace Pipeline.Jobs.Cli;
 
-/// <summary>Follows a run until it ends, printing a line whenever a stage's state or progress visibly changes.</summary>
+/// <summary>Follows a run until it ends, printing a line whenever a stage's state or progress visibly changes, then its results.</summary>
 public static class RunWaiter
 {
     public static async Task<RunDetail> WaitAsync(RunQueries queries, long runId, bool quiet, CancellationToken ct)
@@ -30,4 +30,8 @@ public static class RunWaiter
             await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
         }
     }
+
+    /// <summary>The end of a followed run: each stage's headline figures and the local files to open (see <see cref="RunResults"/>).</summary>
+    public static async Task PrintResultsAsync(RunResults results, RunDetail run, CancellationToken ct) =>
+        CliOutput.PrintResults(await results.CollectAsync(run, ct));
 }

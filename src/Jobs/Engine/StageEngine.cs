@@ -26,11 +26,20 @@ public sealed class StageEngine(
     private const string CorruptInputReason = "found its input corrupt";
 
     public async Task<long> LaunchAsync(RunSpec spec, IReadOnlyList<PlannedStage> plan, string specJson, string? preset = null,
-        bool noCache = false, long? scheduleId = null, CancellationToken ct = default)
+        bool noCache = false, long? scheduleId = null, IReadOnlyList<string>? overrides = null, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
-        var run = new Run { Name = spec.Name, Preset = preset, SpecJson = specJson, NoCache = noCache, ScheduleId = scheduleId, CreatedAt = now };
+        var run = new Run
+        {
+            Name = spec.Name,
+            Preset = preset,
+            SpecJson = specJson,
+            OverridesJson = overrides is { Count: > 0 } ? System.Text.Json.JsonSerializer.Serialize(overrides) : null,
+            NoCache = noCache,
+            ScheduleId = scheduleId,
+            CreatedAt = now,
+        };
         var byName = new Dictionary<string, Stage>();
         foreach (var p in plan)
         {

@@ -75,6 +75,7 @@ public static class JobsServiceCollectionExtensions
         services.AddScoped<StageJob>();
         services.AddSingleton<RunQueries>();
         services.AddSingleton<RunLauncher>();
+        services.AddSingleton<RunResults>();
         services.AddHostedService<StartupChecks>();
         return services;
     }

@@ -28,6 +28,9 @@ public sealed class Run
 
     /// <summary>The expanded RunSpec (after --set overrides), as JSON.</summary>
     public required string SpecJson { get; set; }
+
+    /// <summary>The <c>key.path=value</c> overrides (CLI --set, API "set") applied to the preset, as a JSON array; null when none.</summary>
+    public string? OverridesJson { get; set; }
     public RunStatus Status { get; set; }
     public bool NoCache { get; set; }
     public long? ScheduleId { get; set; }

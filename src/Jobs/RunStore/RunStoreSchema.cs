@@ -11,7 +11,13 @@ namespace Pipeline.Jobs.RunStore;
 /// </summary>
 public static class RunStoreSchema
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
+
+    /// <summary>Upgrade steps: step v takes a store at version v − 1 to version v (PostgreSQL text, SQLite text).</summary>
+    private static readonly (int Version, string Postgres, string Sqlite)[] Upgrades =
+    [
+        (2, "ALTER TABLE pipeline.runs ADD COLUMN \"OverridesJson\" text", "ALTER TABLE runs ADD COLUMN \"OverridesJson\" TEXT"),
+    ];
 
     // Any fixed number: serialises schema creation between processes starting at once on one PostgreSQL database.
     private const long AdvisoryLockKey = 0x436F6E76524E4E;
@@ -44,6 +50,17 @@ public static class RunStoreSchema
                 {
                     throw new InvalidOperationException(
                         $"The run store's schema is version {version}, newer than this pipeline's ({CurrentVersion}). Upgrade the pipeline before pointing it at this database.");
+                }
+                foreach (var step in Upgrades.Where(u => u.Version > version))
+                {
+                    // PostgreSQL holds the advisory lock; on SQLite the transaction takes the write lock first (BEGIN
+                    // IMMEDIATE), so a second process starting at the same moment sees the step done and skips it.
+                    await using var tx = await db.Database.BeginTransactionAsync(ct);
+                    if (await db.SchemaVersions.MaxAsync(v => v.Version, ct) >= step.Version) continue;
+                    await db.Database.ExecuteSqlRawAsync(npgsql ? step.Postgres : step.Sqlite, ct);
+                    db.SchemaVersions.Add(new SchemaVersion { Version = step.Version, AppliedAt = DateTime.UtcNow });
+                    await db.SaveChangesAsync(ct);
+                    await tx.CommitAsync(ct);
                 }
             }
             finally

@@ -22,9 +22,10 @@ public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> op
     public async Task<(long RunId, int Stages)> LaunchSpecAsync(string specJson, string? preset, IEnumerable<string>? overrides, bool noCache,
         long? scheduleId = null, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
-        var (spec, plan, json) = RunSpecLoader.Load(specJson, overrides, preset ?? "spec");
+        var given = overrides?.ToList() ?? [];
+        var (spec, plan, json) = RunSpecLoader.Load(specJson, given, preset ?? "spec");
         if (dataRoots?.Check(plan) is { Count: > 0 } outside) throw new RunSpecException(outside);
-        var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, ct);
+        var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, given, ct);
         return (id, plan.Count);
     }
 }

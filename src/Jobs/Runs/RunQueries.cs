@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Engine;
@@ -30,8 +32,12 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
             .Select(g => new { RunId = g.Key, Total = g.Count(), Done = g.Count(s => s.Status == StageStatus.Succeeded || s.Status == StageStatus.Cached) })
             .ToDictionaryAsync(x => x.RunId, ct);
         var beats = await HeartbeatsAsync(db, ids, ct);
+        var summaries = (await db.Stages.Where(s => ids.Contains(s.RunId) && s.SummaryJson != null).OrderBy(s => s.Id)
+                .Select(s => new { s.RunId, s.Name, s.Kind, s.SummaryJson }).ToListAsync(ct))
+            .ToLookup(s => s.RunId);
         return [.. runs.Select(r => new RunSummary(r.Id, r.Name, r.Preset, Shown(r.Status, beats.GetValueOrDefault(r.Id)), r.CreatedAt, r.FinishedAt,
-            counts.TryGetValue(r.Id, out var c) ? c.Total : 0, counts.TryGetValue(r.Id, out c) ? c.Done : 0))];
+            counts.TryGetValue(r.Id, out var c) ? c.Total : 0, counts.TryGetValue(r.Id, out c) ? c.Done : 0, OverridesOf(r),
+            Headlines.OfRun(summaries[r.Id].Select(s => (s.Name, s.Kind, (JsonObject?)Headlines.Facts(ParseOrNull(s.SummaryJson)))))))];
     }
 
     /// <summary>One artifact record by id (downloads), or null.</summary>
@@ -70,15 +76,34 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
             [.. stages.Select(s => new StageDetail(
                 s.Id, s.Name, s.Kind, s.Queue, s.Status, s.Attempt, s.Progress, s.ProgressMessage, s.Worker, s.ContentKey, s.CachedFromStageId,
                 s.Error, s.StartedAt, s.FinishedAt, s.HeartbeatAt, [.. s.DependsOn.Select(d => d.DependsOnStage!.Name)],
-                s.SummaryJson is null ? null : System.Text.Json.Nodes.JsonNode.Parse(s.SummaryJson),
+                ParseOrNull(s.SummaryJson),
                 [.. artifacts.Where(a => a.StageId == s.Id).Select(a => new ArtifactView(a.Id, a.Path, a.Bytes, a.Sha256, a.MediaType, a.Uri))],
-                [.. history.Where(h => h.StageId == s.Id).Select(h => new TransitionView(h.Attempt, h.From, h.To, h.At, h.Reason))]))]);
+                [.. history.Where(h => h.StageId == s.Id).Select(h => new TransitionView(h.Attempt, h.From, h.To, h.At, h.Reason))],
+                ParseOrNull(s.ParamsJson)))],
+            OverridesOf(run));
     }
+
+    /// <summary>Each run of <paramref name="runIds"/>, in that order; the first id that was never issued is a not-found error.</summary>
+    public async Task<IReadOnlyList<RunDetail>> GetManyAsync(IEnumerable<long> runIds, CancellationToken ct = default)
+    {
+        var runs = new List<RunDetail>();
+        foreach (var id in runIds) runs.Add(await GetAsync(id, ct) ?? throw EngineException.NotFound($"Run {id} does not exist."));
+        return runs;
+    }
+
+    private static JsonNode? ParseOrNull(string? json) => json is null ? null : JsonNode.Parse(json);
+
+    private static IReadOnlyList<string> OverridesOf(Run run) =>
+        run.OverridesJson is null ? [] : JsonSerializer.Deserialize<List<string>>(run.OverridesJson) ?? [];
 }
 
-public sealed record RunSummary(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, int Stages, int StagesDone);
+/// <summary>A run in a list: <c>Overrides</c> are the <c>key.path=value</c> overrides it was launched with (CLI --set, API
+/// "set"), <c>Headline</c> its best headline figure (<see cref="Headlines.OfRun"/>), null while no stage has reported one.</summary>
+public sealed record RunSummary(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, int Stages, int StagesDone,
+    IReadOnlyList<string> Overrides, RunHeadline? Headline);
 
-public sealed record RunDetail(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, bool NoCache, IReadOnlyList<StageDetail> Stages)
+public sealed record RunDetail(long Id, string Name, string? Preset, RunStatus Status, DateTime CreatedAt, DateTime? FinishedAt, bool NoCache, IReadOnlyList<StageDetail> Stages,
+    IReadOnlyList<string> Overrides)
 {
     /// <summary>Ended for good; an interrupted run is not (a retry or a worker's reconciler continues it).</summary>
     public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled;
@@ -87,7 +112,8 @@ public sealed record RunDetail(long Id, string Name, string? Preset, RunStatus S
 public sealed record StageDetail(
     long Id, string Name, string Kind, string Queue, StageStatus Status, int Attempt, double Progress, string? ProgressMessage, string? Worker,
     string? ContentKey, long? CachedFromStageId, string? Error, DateTime? StartedAt, DateTime? FinishedAt, DateTime? HeartbeatAt,
-    IReadOnlyList<string> DependsOn, System.Text.Json.Nodes.JsonNode? Summary, IReadOnlyList<ArtifactView> Artifacts, IReadOnlyList<TransitionView> History);
+    IReadOnlyList<string> DependsOn, JsonNode? Summary, IReadOnlyList<ArtifactView> Artifacts, IReadOnlyList<TransitionView> History,
+    JsonNode? Params);
 
 public sealed record ArtifactView(long Id, string Path, long Bytes, string Sha256, string MediaType, string Uri);
 
