@@ -152,7 +152,12 @@ public sealed class TimestepSweepStageTests(SweepFixture f) : IClassFixture<Swee
         var reader = new ShardReader(f.Harness.Store, f.Manifest, f.Harness.NewFolder("val-" + Guid.NewGuid().ToString("N")));
         var options = new BatchLoaderOptions
         {
-            Split = ShardSplitName.Val, BatchSize = SweepFixture.Val, ImageSize = 32, Channels = 3, Normalization = ImageNormalization.Default(3), Seed = 0,
+            Split = ShardSplitName.Val,
+            BatchSize = SweepFixture.Val,
+            ImageSize = 32,
+            Channels = 3,
+            Normalization = ImageNormalization.Default(3),
+            Seed = 0,
         };
         await using var loader = new BatchLoader(reader, options);
         var batch = (await loader.NextAsync(CancellationToken.None))!;
