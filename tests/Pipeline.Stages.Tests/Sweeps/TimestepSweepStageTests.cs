@@ -81,6 +81,9 @@ public sealed class TimestepSweepStageTests(SweepFixture f) : IClassFixture<Swee
         // (a) readout step t of the training presentation = a pass of t + 1 steps read out at its last step.
         Assert.Equal(Enumerable.Range(0, 9), sweep.ReadoutStep.Select(p => p.Step));
         foreach (var p in sweep.ReadoutStep) Assert.Equal(Direct(p.Step + 1, 6), p.Accuracy.Top1, 10);
+        // Under biological unrolling the image reaches the decoder of five layers at step 5: before it every image gets
+        // the same answer, right for exactly one class in six of the balanced validation split.
+        Assert.All(sweep.ReadoutStep.Take(5), p => Assert.Equal(1.0 / 6, p.Accuracy.Top1, 10));
         // (b) unroll lengths from the minimal T (capped at the training T) to max_steps, the image on for 6 steps.
         var minimal = MinimalUnroll.Steps(ModelPresets.Load("rgc-shallow"));
         Assert.Equal(8, minimal);
