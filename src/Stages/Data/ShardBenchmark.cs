@@ -88,7 +88,7 @@ public static class ShardBenchmark
     /// <summary>Synthetic scenes cropped to 256x192 and saved as JPEG (quality 90) in one folder per class.</summary>
     private static void WriteJpegFolder(string folder, int count, int classes)
     {
-        var scenes = new SyntheticOccludedObjects(classes, 256, count, 0, 0.3, 3, seed: 1);
+        var scenes = new SyntheticOccludedObjects(classes, 256, count, 0, 0.3, 3, seed: 1, minContrast: 0);
         Parallel.For(0, count, i =>
         {
             using var scene = scenes.Render(ShardSplitName.Train, i);

@@ -132,6 +132,10 @@ public sealed record ShardSourceParams
     /// <summary>Number of distractor fragments behind the object.</summary>
     public int? Clutter { get; init; }
 
+    /// <summary>Minimum luma difference (0..1) between every object colour and the background and occluders
+    /// (<see cref="ContrastPalette"/>), so the shape is always visible; 0 draws every colour independently (the hard set).</summary>
+    public double? MinContrast { get; init; }
+
     [JsonIgnore]
     public string EffectivePath => Path ?? (Kind == ShardSourceKind.FashionMnist ? DefaultFashionMnistPath : "");
     [JsonIgnore]
@@ -148,6 +152,11 @@ public sealed record ShardSourceParams
     public double EffectiveOcclusion => Occlusion ?? 0.3;
     [JsonIgnore]
     public int EffectiveClutter => Clutter ?? 3;
+    [JsonIgnore]
+    public double EffectiveMinContrast => MinContrast ?? DefaultMinContrast;
+
+    /// <summary>A luma step anyone sees at a glance (e.g. mid-grey on white is 0.5).</summary>
+    public const double DefaultMinContrast = 0.3;
 
     /// <summary>These params with the defaults of this kind filled in (what the manifest records).</summary>
     public ShardSourceParams Resolved() => Kind switch
@@ -160,6 +169,7 @@ public sealed record ShardSourceParams
             ValCount = EffectiveValCount,
             Occlusion = EffectiveOcclusion,
             Clutter = EffectiveClutter,
+            MinContrast = EffectiveMinContrast,
         },
         ShardSourceKind.FashionMnist => this with { Path = EffectivePath },
         _ => this with { ValFraction = EffectiveValFraction },
@@ -190,7 +200,7 @@ public sealed record ShardSourceParams
         var synthetic = new (string Name, object? Value)[]
         {
             ("num_classes", NumClasses), ("image_size", ImageSize), ("train_count", TrainCount),
-            ("val_count", ValCount), ("occlusion", Occlusion), ("clutter", Clutter),
+            ("val_count", ValCount), ("occlusion", Occlusion), ("clutter", Clutter), ("min_contrast", MinContrast),
         };
         if (Kind != ShardSourceKind.Synthetic)
         {
@@ -210,6 +220,8 @@ public sealed record ShardSourceParams
             yield return new("occlusion", $"must be between 0 and 0.9 (fraction of the object covered), got {Occlusion}.");
         if (Clutter is < 0 or > 64)
             yield return new("clutter", $"must be between 0 and 64 distractor fragments, got {Clutter}.");
+        if (MinContrast is < 0 or > ContrastPalette.MaxContrast || (MinContrast is { } c && double.IsNaN(c)))
+            yield return new("min_contrast", $"must be between 0 (colours drawn independently) and {ContrastPalette.MaxContrast} (luma difference between the object and the background and occluders), got {MinContrast}.");
     }
 
     internal static string PipelineKindName(ShardSourceKind kind) => kind switch

@@ -216,9 +216,9 @@ public sealed class ShardHandler : IRequestHandler<ShardStage, StageResult>
                 return (folder, new ShardSourceInfo(kind, Path.GetFullPath(s.EffectivePath), $"image folder {Path.GetFullPath(s.EffectivePath)} ({folder.SplitLayout})", parameters));
             default:
                 var synthetic = new SyntheticOccludedObjects(s.EffectiveNumClasses, s.EffectiveImageSize, s.EffectiveTrainCount,
-                    s.EffectiveValCount, s.EffectiveOcclusion, s.EffectiveClutter, p.Seed);
+                    s.EffectiveValCount, s.EffectiveOcclusion, s.EffectiveClutter, p.Seed, s.EffectiveMinContrast);
                 return (synthetic, new ShardSourceInfo(kind, null,
-                    $"synthetic occluded objects: {s.EffectiveNumClasses} classes, {s.EffectiveImageSize} px, occlusion {s.EffectiveOcclusion}, clutter {s.EffectiveClutter}", parameters));
+                    $"synthetic occluded objects: {s.EffectiveNumClasses} classes, {s.EffectiveImageSize} px, occlusion {s.EffectiveOcclusion}, clutter {s.EffectiveClutter}, min contrast {s.EffectiveMinContrast}", parameters));
         }
     }
 

@@ -8,6 +8,15 @@ namespace Pipeline.Stages.Data;
 /// 12 classes, a shape × texture pair. Position, scale, rotation and colours are random. Each image is a pure function
 /// of (seed, split, index), so parallel rendering is reproducible.
 /// </summary>
+/// <remarks>
+/// Contrast (<c>min_contrast</c>): with independent colours an object is often the background's luma and its shape —
+/// the label — cannot be seen (the first smoke runs stayed at chance). With a minimum contrast c > 0 the object's
+/// colours (base and pattern) lie on one side of a luma gap of width c and the background's two gradient colours and
+/// the occluders on the other (<see cref="ContrastPalette"/>): every object pixel differs from every background and
+/// occluder pixel by at least c in BT.601 luma, so the visible part of the shape always stands out, also in grey.
+/// Occluders then look like background (of any hue) and cut into the silhouette. c = 0 draws every colour
+/// independently, as the hard set always did (its images are unchanged).
+/// </remarks>
 internal sealed class SyntheticOccludedObjects : IDatasetSource
 {
     public static readonly IReadOnlyList<string> ShapeNames =
@@ -25,11 +34,15 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
     private readonly int[] _counts;
     private readonly double _occlusion;
     private readonly int _clutter;
+    private readonly double _minContrast;
     private readonly ulong _seed;
 
-    public SyntheticOccludedObjects(int numClasses, int imageSize, int trainCount, int valCount, double occlusion, int clutter, long seed)
+    /// <param name="minContrast">Minimum luma difference (0..1) between the object and the background and occluders; 0
+    /// draws every colour independently (the hard set).</param>
+    public SyntheticOccludedObjects(int numClasses, int imageSize, int trainCount, int valCount, double occlusion, int clutter, long seed, double minContrast)
     {
         (_numClasses, _size, _counts, _occlusion, _clutter, _seed) = (numClasses, imageSize, [trainCount, valCount], occlusion, clutter, (ulong)seed);
+        _minContrast = minContrast;
         Classes = Enumerable.Range(0, numClasses)
             .Select(c => numClasses <= ShapeNames.Count ? ShapeNames[c] : $"{ShapeNames[c % ShapeNames.Count]}-{TextureNames[c / ShapeNames.Count]}")
             .ToArray();
@@ -62,11 +75,15 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
         using var canvas = new SKCanvas(bitmap);
         using var paint = new SKPaint { IsAntialias = true };
 
+        // Independent colours (the hard set) are drawn where they are used, in the order the set always drew them.
+        var palette = _minContrast > 0 ? ContrastPalette.Draw(ref rng, _minContrast) : null;
+
         // Background: a two-colour gradient in a random direction.
         var angle = rng.Range(0, 2 * Math.PI);
         var (dx, dy) = (MathF.Cos(angle) * s / 2, MathF.Sin(angle) * s / 2);
+        SKColor[] ends = palette is null ? [RandomColor(ref rng, 0.1, 0.9), RandomColor(ref rng, 0.1, 0.9)] : [palette.Background1, palette.Background2];
         using (var shader = SKShader.CreateLinearGradient(new SKPoint(s / 2 - dx, s / 2 - dy), new SKPoint(s / 2 + dx, s / 2 + dy),
-                   [RandomColor(ref rng, 0.1, 0.9), RandomColor(ref rng, 0.1, 0.9)], SKShaderTileMode.Clamp))
+                   ends, SKShaderTileMode.Clamp))
         {
             paint.Shader = shader;
             canvas.DrawPaint(paint);
@@ -79,19 +96,19 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
             using var fragment = ShapePath(rng.Next(ShapeNames.Count), rng.Range(0, s), rng.Range(0, s), rng.Range(0.06, 0.16) * s, rng.Range(0, 360));
             using var cut = HalfPlane(ref rng, fragment.Bounds);
             using var piece = fragment.Op(cut, SKPathOp.Intersect) ?? new SKPath();
-            DrawTextured(canvas, piece, rng.Next(TextureNames.Count), ref rng);
+            DrawTextured(canvas, piece, rng.Next(TextureNames.Count), null, ref rng);
         }
 
         // The object, wholly inside the image.
         var radius = rng.Range(0.22, 0.32) * s;
         var (cx, cy) = (rng.Range(radius, s - radius), rng.Range(radius, s - radius));
         using var obj = ShapePath(shape, cx, cy, radius, rng.Range(0, 360));
-        DrawTextured(canvas, obj, texture, ref rng);
+        DrawTextured(canvas, obj, texture, palette is null ? null : (palette.ObjectBase, palette.ObjectPattern), ref rng);
 
         if (_occlusion > 0)
         {
             using var occluders = Occluders(obj, cx, cy, radius, ref rng, out occluded);
-            paint.Color = RandomColor(ref rng, 0.05, 0.95);
+            paint.Color = palette?.Occluder ?? RandomColor(ref rng, 0.05, 0.95);
             canvas.DrawPath(occluders, paint);
         }
         return bitmap;
@@ -164,11 +181,12 @@ internal sealed class SyntheticOccludedObjects : IDatasetSource
         return n;
     }
 
-    /// <summary>Fills <paramref name="path"/> with a base colour and, for patterned textures, a second colour on top.</summary>
-    private static void DrawTextured(SKCanvas canvas, SKPath path, int texture, ref DeterministicRandom rng)
+    /// <summary>Fills <paramref name="path"/> with a base colour and, for patterned textures, a second colour on top;
+    /// both random unless <paramref name="colors"/> gives them.</summary>
+    private static void DrawTextured(SKCanvas canvas, SKPath path, int texture, (SKColor Base, SKColor Pattern)? colors, ref DeterministicRandom rng)
     {
         var bounds = path.Bounds;
-        var (baseColor, patternColor) = (RandomColor(ref rng, 0.0, 1.0), RandomColor(ref rng, 0.0, 1.0));
+        var (baseColor, patternColor) = colors ?? (RandomColor(ref rng, 0.0, 1.0), RandomColor(ref rng, 0.0, 1.0));
         var period = Math.Max(3f, rng.Range(0.2, 0.4) * Math.Max(bounds.Width, bounds.Height));
         var rotation = rng.Range(0, 180);
         using var paint = new SKPaint { IsAntialias = true, Color = baseColor };

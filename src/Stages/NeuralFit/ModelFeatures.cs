@@ -180,7 +180,7 @@ public sealed class PcaReduction : FeatureReduction
     {
         var size = (int)model.Spec.InputSize;
         var source = new Data.SyntheticOccludedObjects(8, size, trainCount: 0, valCount: images, occlusion: 0.3, clutter: 2,
-            (long)(Data.DeterministicRandom.Mix((ulong)seed, 0x9CA) >> 1));
+            (long)(Data.DeterministicRandom.Mix((ulong)seed, 0x9CA) >> 1), minContrast: 0);
         var bytes = new List<byte[]>(images);
         for (var i = 0; i < images; i++)
         {

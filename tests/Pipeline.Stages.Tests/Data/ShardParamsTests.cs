@@ -31,7 +31,7 @@ public sealed class ShardParamsTests
     [Fact]
     public void Out_of_range_values_name_their_fields()
     {
-        var errors = Errors("""{"short_side": 4, "shard_max_bytes": 10, "shard_max_samples": 0, "jpeg_quality": 90, "source": {"occlusion": 0.95, "num_classes": 49}}""");
+        var errors = Errors("""{"short_side": 4, "shard_max_bytes": 10, "shard_max_samples": 0, "jpeg_quality": 90, "source": {"occlusion": 0.95, "num_classes": 49, "min_contrast": 0.9}}""");
 
         Assert.Contains(errors, e => e.StartsWith("short_side:"));
         Assert.Contains(errors, e => e.StartsWith("shard_max_bytes:"));
@@ -39,14 +39,16 @@ public sealed class ShardParamsTests
         Assert.Contains(errors, e => e.StartsWith("jpeg_quality:") && e.Contains("image_format"));
         Assert.Contains(errors, e => e.StartsWith("source.occlusion:") && e.Contains("0.9"));
         Assert.Contains(errors, e => e.StartsWith("source.num_classes:") && e.Contains("48"));
+        Assert.Contains(errors, e => e.StartsWith("source.min_contrast:") && e.Contains("0.7"));
     }
 
     [Fact]
     public void An_option_of_another_source_kind_is_an_error()
     {
-        var errors = Errors("""{"source": {"kind": "fashion_mnist", "occlusion": 0.2, "val_fraction": 0.1}}""");
+        var errors = Errors("""{"source": {"kind": "fashion_mnist", "occlusion": 0.2, "val_fraction": 0.1, "min_contrast": 0.3}}""");
 
         Assert.Contains(errors, e => e.StartsWith("source.occlusion:") && e.Contains("synthetic"));
+        Assert.Contains(errors, e => e.StartsWith("source.min_contrast:") && e.Contains("synthetic"));
         Assert.Contains(errors, e => e.StartsWith("source.val_fraction:") && e.Contains("folder"));
     }
 

@@ -305,7 +305,7 @@ public static class VirtualMonkey
 
     private static List<VirtualStimulus> Render(VirtualMonkeyOptions options, int imageSize)
     {
-        var source = new SyntheticOccludedObjects(options.Classes, imageSize, trainCount: options.Stimuli, valCount: 0, occlusion: 0.3, clutter: 2, options.Seed);
+        var source = new SyntheticOccludedObjects(options.Classes, imageSize, trainCount: options.Stimuli, valCount: 0, occlusion: 0.3, clutter: 2, options.Seed, minContrast: 0);
         var stimuli = new List<VirtualStimulus>(options.Stimuli);
         for (var i = 0; i < options.Stimuli; i++)
         {
