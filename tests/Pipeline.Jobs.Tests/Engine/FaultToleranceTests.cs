@@ -128,7 +128,9 @@ public class FaultToleranceTests
         Assert.Equal(StageStatus.Cached, Stage(resumed, "shards").Status);
         var train = Stage(resumed, "train");
         Assert.Equal(StageStatus.Succeeded, train.Status);
-        Assert.True((long)train.Summary!["resumed_from_step"]! >= 12, $"resumed from {train.Summary["resumed_from_step"]}");
+        // Killed at step 12 or later: the checkpoint of step 12 may still have been being written (a kill leaves it
+        // incomplete, and an incomplete checkpoint is skipped), so the newest intact one is at step 8 or later.
+        Assert.True((long)train.Summary!["resumed_from_step"]! >= 8, $"resumed from {train.Summary["resumed_from_step"]}");
         Assert.Equal(40, (long)train.Summary["steps"]!);
         // keep_final 0: the finished stage leaves no checkpoint behind.
         var store = client.Services.GetRequiredService<IArtifactStore>();
