@@ -261,21 +261,7 @@ public static class Commands
             var artifact = matches[0];
             var target = p.GetValue(output) ?? Path.GetFileName(artifact.Path);
             if (Directory.Exists(target)) target = Path.Combine(target, Path.GetFileName(artifact.Path));
-            var temp = target + ".part";
-            var store = host.Services.GetRequiredService<IArtifactStore>();
-            try
-            {
-                await using (var source = await store.OpenReadAsync(artifact.Path, artifact.Sha256, ct))
-                await using (var file = File.Create(temp))
-                {
-                    await source.CopyToAsync(file, ct);
-                }
-                File.Move(temp, target, overwrite: true);
-            }
-            finally
-            {
-                File.Delete(temp);
-            }
+            await RunResults.DownloadAsync(host.Services.GetRequiredService<IArtifactStore>(), artifact.Path, artifact.Sha256, target, ct);
             Console.WriteLine($"{target}  {artifact.Bytes:N0} B  sha256 {artifact.Sha256} (verified)");
             return CliOutput.Ok;
         });

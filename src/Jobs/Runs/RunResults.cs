@@ -128,10 +128,17 @@ public sealed class RunResults(IArtifactStore store, PipelineMode mode)
             if (await Sha256Stream.HashAsync(existing, ct) == artifact.Sha256) return;
         }
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        await DownloadAsync(store, artifact.Path, artifact.Sha256, target, ct);
+    }
+
+    /// <summary>Downloads an artifact to <paramref name="target"/> (sha256 verified while reading) through a
+    /// <c>.part</c> file, so a failed copy never leaves a half-written file under the target's name.</summary>
+    public static async Task DownloadAsync(IArtifactStore store, string path, string sha256, string target, CancellationToken ct)
+    {
         var temp = target + ".part";
         try
         {
-            await using (var source = await store.OpenReadAsync(artifact.Path, artifact.Sha256, ct))
+            await using (var source = await store.OpenReadAsync(path, sha256, ct))
             await using (var file = File.Create(temp))
             {
                 await source.CopyToAsync(file, ct);
