@@ -33,7 +33,7 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
         long size = spec.InputSize, channels = spec.InChannels;
         for (var i = 0; i < _layers.Length; i++)
         {
-            var l = spec.Layers[i];
+            var l = i == 0 && spec.Stem == StemKind.Small ? spec.Layers[0] with { Kernel = 3, Stride = 1 } : spec.Layers[i];
             var fbChannels = _feedbackSources[i].Sum(j => outChannels[j]);
             _inputSizes[i] = size;
             _inputChannels[i] = channels;

@@ -19,6 +19,14 @@ public sealed record ModelSpec
     public int Classes { get; init; } = 1000;
     public int InChannels { get; init; } = 3;
 
+    /// <summary>
+    /// <c>imagenet</c> (default): the first layer as the spec gives it (BaseNet's 7×7 stride 2; ResNet's 7×7 stride 2 and
+    /// 3×3 max-pool). <c>small</c>, for inputs of 64 px and less: the first conv becomes 3×3 stride 1 (ResNet also drops
+    /// its stem max-pool, the CIFAR convention). At 32 px the ImageNet stem leaves 8×8 maps after conv1 and 1×1 from
+    /// conv4 on, too little for shapes to be told apart; the small stem keeps 16×16 after conv1 and 2×2 at conv4.
+    /// </summary>
+    public StemKind Stem { get; init; } = StemKind.Imagenet;
+
     /// <summary>Multiplies every layer's channel count (cells' own depths too), rounded, at least 1.</summary>
     public double Width { get; init; } = 1.0;
 
@@ -83,6 +91,8 @@ public sealed record ModelSpec
 }
 
 public enum ModelFamily { Convrnn, Resnet }
+
+public enum StemKind { Imagenet, Small }
 
 public enum InitKind { Default, VarianceScaling }
 

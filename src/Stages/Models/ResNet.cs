@@ -36,7 +36,9 @@ public sealed class ResNet : Module<Tensor, Tensor>
         Spec = spec;
         var widths = spec.StageWidths();
 
-        conv1 = Conv2d(spec.InChannels, widths[0], 7, stride: 2, padding: 3, bias: false);
+        conv1 = spec.SmallStem
+            ? Conv2d(spec.InChannels, widths[0], 3, stride: 1, padding: 1, bias: false)
+            : Conv2d(spec.InChannels, widths[0], 7, stride: 2, padding: 3, bias: false);
         bn1 = BatchNorm2d(widths[0]);
         relu = ReLU(inplace: true);
         maxpool = MaxPool2d(3, stride: 2, padding: 1);
@@ -86,7 +88,11 @@ public sealed class ResNet : Module<Tensor, Tensor>
         return taps;
     }
 
-    private Tensor Stem(Tensor x) => maxpool.call(relu.call(bn1.call(conv1.call(x))));
+    private Tensor Stem(Tensor x)
+    {
+        var h = relu.call(bn1.call(conv1.call(x)));
+        return Spec.SmallStem ? h : maxpool.call(h);
+    }
 
     private static Sequential Stage(long inChannels, long outChannels, int blocks, long stride)
     {

@@ -14,9 +14,8 @@ public sealed class ResNetModel : IVisionModel
     public ResNetModel(ModelSpec spec)
     {
         Spec = spec;
-        _net = spec.Depth == 34
-            ? ResNet.ResNet34(spec.Classes, spec.Width, spec.InChannels)
-            : ResNet.ResNet18(spec.Classes, spec.Width, spec.InChannels);
+        var layout = spec.Depth == 34 ? ResNetSpec.ResNet34 : ResNetSpec.ResNet18;
+        _net = new ResNet(layout with { Classes = spec.Classes, Width = spec.Width, InChannels = spec.InChannels, SmallStem = spec.Stem == StemKind.Small });
     }
 
     public ModelSpec Spec { get; }

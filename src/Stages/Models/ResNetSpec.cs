@@ -19,6 +19,9 @@ public sealed record ResNetSpec
 
     public int InChannels { get; init; } = 3;
 
+    /// <summary>The CIFAR stem for small inputs: conv1 3×3 stride 1 and no max-pool (same weights' names, smaller conv1).</summary>
+    public bool SmallStem { get; init; }
+
     public static readonly ResNetSpec ResNet18 = new() { Blocks = [2, 2, 2, 2] };
     public static readonly ResNetSpec ResNet34 = new() { Blocks = [3, 4, 6, 3] };
 

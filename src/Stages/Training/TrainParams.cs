@@ -114,6 +114,9 @@ public sealed record ModelChoice
     /// <summary>Overrides the preset's weight initialisation.</summary>
     public InitSpec? Init { get; init; }
 
+    /// <summary>Overrides the preset's stem (<c>small</c> for inputs of 64 px and less; see <see cref="ModelSpec.Stem"/>).</summary>
+    public StemKind? Stem { get; init; }
+
     /// <summary>Expected class count; must equal the shards' when given.</summary>
     public int? Classes { get; init; }
 
@@ -126,8 +129,8 @@ public sealed record ModelChoice
             yield return new("preset", $"'{Preset}' is not a model preset; presets: {string.Join(", ", ModelPresets.Names)}.");
         if (Width is <= 0 or > 16 || (Width is { } w && double.IsNaN(w))) yield return new("width", $"must be in (0, 16]; got {Width}.");
         if (Classes is < 2) yield return new("classes", $"must be at least 2; got {Classes}.");
-        if (Spec is not null && (Width is not null || Time is not null || Readout is not null || Init is not null || MinimalUnroll))
-            yield return new("spec", "an inline spec carries its own width, time, readout, init and minimal_unroll; remove those fields beside it.");
+        if (Spec is not null && (Width is not null || Time is not null || Readout is not null || Init is not null || Stem is not null || MinimalUnroll))
+            yield return new("spec", "an inline spec carries its own width, time, readout, init, stem and minimal_unroll; remove those fields beside it.");
     }
 
     /// <summary>The spec to build for images of <paramref name="inputSize"/> px with the shards' classes and channels.</summary>
@@ -147,6 +150,7 @@ public sealed record ModelChoice
         if (Time is not null) spec = spec with { Time = Time };
         if (Readout is not null) spec = spec with { Readout = Readout };
         if (Init is not null) spec = spec with { Init = Init };
+        if (Stem is { } stem) spec = spec with { Stem = stem };
         return MinimalUnroll ? spec with { MinimalUnroll = true } : spec;
     }
 }

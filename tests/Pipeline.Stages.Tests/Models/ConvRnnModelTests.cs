@@ -38,6 +38,28 @@ public class ConvRnnModelTests
     }
 
     [Fact]
+    public void The_small_stem_keeps_16_px_maps_after_conv1_at_32_px_where_the_imagenet_stem_keeps_8()
+    {
+        using var scope = NewDisposeScope();
+        long[] SizesAfterEachLayer(ModelSpec spec)
+        {
+            using var model = ModelFactory.Create(spec);
+            var sizes = new Dictionary<string, long>();
+            model.Unroll(randn(1, 3, 32, 32), steps: 1, tap: (layer, _, output) => sizes[layer] = output.shape[2]);
+            return [.. sizes.Values];
+        }
+        var basenet = ModelPresets.Load("basenet", inputSize: 32, classes: 4, width: 0.25);
+
+        Assert.Equal(new long[] { 8, 4, 2, 1, 1 }, SizesAfterEachLayer(basenet));
+        Assert.Equal(new long[] { 16, 8, 4, 2, 1 }, SizesAfterEachLayer(basenet with { Stem = StemKind.Small }));
+
+        // ResNet's small stem is the CIFAR one: conv1 3×3 stride 1 and no max-pool.
+        var resnet = ModelPresets.Load("resnet18", inputSize: 32, classes: 4, width: 0.25);
+        Assert.Equal(new long[] { 8, 4, 2, 1 }, SizesAfterEachLayer(resnet));
+        Assert.Equal(new long[] { 32, 16, 8, 4 }, SizesAfterEachLayer(resnet with { Stem = StemKind.Small }));
+    }
+
+    [Fact]
     public void The_image_reaches_the_logits_only_after_one_step_per_layer()
     {
         using var scope = NewDisposeScope();
