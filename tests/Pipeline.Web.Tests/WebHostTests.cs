@@ -36,8 +36,10 @@ public sealed class WebHostTests : IClassFixture<WebHostTests.Factory>
         Assert.Equal(HttpStatusCode.Created, posted.StatusCode);
         var id = (await posted.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<long>();
 
+        // Two minutes: a loaded CI machine once took more than 30 s for this small DAG.
         JsonObject? run = null;
-        for (var i = 0; i < 150 && run?["status"]?.GetValue<string>() is not ("succeeded" or "failed"); i++)
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (DateTime.UtcNow < deadline && run?["status"]?.GetValue<string>() is not ("succeeded" or "failed"))
         {
             await Task.Delay(200);
             run = await _http.GetFromJsonAsync<JsonObject>($"/api/runs/{id}");
