@@ -117,7 +117,7 @@ public sealed record SearchParameter
             if (Values.Count == 0) yield return new("values", "a choice needs at least one value");
             for (var i = 0; i < Values.Count; i++)
             {
-                if (Values[i].GetValueKind() is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False))
+                if (Values[i]?.GetValueKind() is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False))
                     yield return new($"values[{i}]", $"must be a string, number or bool, got {SearchSpace.Show(Values[i])}");
                 else if (Values.Take(i).Any(v => SearchSpace.SameValue(v, Values[i])))
                     yield return new($"values[{i}]", $"{SearchSpace.Show(Values[i])} is listed twice");
