@@ -162,6 +162,15 @@ public sealed class SamplerTests(ITestOutputHelper output)
         Assert.Equal(new RandomSampler(Space, 4).Propose(history, [])!.ToString(), new TpeSampler(Space, 4, ObjectiveDirection.Minimize).Propose(history, [])!.ToString());
     }
 
+    [Fact]
+    public void A_pruned_trial_counts_towards_the_startup_trials()
+    {
+        var history = Run(new RandomSampler(Space, 2), 9);
+        history.Add(new Trial(history[0].Assignment, TrialStatus.Pruned, Objective: 0.9, Step: 4));
+
+        Assert.NotEqual(new RandomSampler(Space, 4).Propose(history, [])!.ToString(), new TpeSampler(Space, 4, ObjectiveDirection.Minimize).Propose(history, [])!.ToString());
+    }
+
     [Theory]
     [InlineData(1e-12)]
     [InlineData(0.001)]
