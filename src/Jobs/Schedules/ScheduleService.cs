@@ -74,8 +74,14 @@ public sealed partial class ScheduleService(
         if (await db.Schedules.AnyAsync(s => s.Name == name, ct)) throw Duplicate(name);
         var row = new Schedule
         {
-            Name = name, Cron = spec.Cron!.Trim(), TimeZone = zone, Preset = spec.Preset, SpecJson = spec.SpecJson,
-            OverridesJson = overrides.Count == 0 ? null : JsonSerializer.Serialize(overrides), Misfire = misfire, Enabled = spec.Enabled,
+            Name = name,
+            Cron = spec.Cron!.Trim(),
+            TimeZone = zone,
+            Preset = spec.Preset,
+            SpecJson = spec.SpecJson,
+            OverridesJson = overrides.Count == 0 ? null : JsonSerializer.Serialize(overrides),
+            Misfire = misfire,
+            Enabled = spec.Enabled,
             CreatedAt = DateTime.UtcNow,
         };
         db.Schedules.Add(row);
