@@ -57,6 +57,7 @@ public static class WebExtensions
         app.MapHealthChecks("/healthz", HealthResponse.Options).AllowAnonymous();
         app.MapRunsApi();
         app.MapArtifactsApi();
+        app.MapSchedulesApi();
         return app;
     }
 

@@ -56,7 +56,8 @@ public sealed class AccessTokenTests : IClassFixture<AccessTokenTests.Factory>
         {
             (HttpMethod.Get, "/api/runs"), (HttpMethod.Get, "/api/runs/1"), (HttpMethod.Post, "/api/runs"), (HttpMethod.Post, "/api/runs/1/cancel"),
             (HttpMethod.Post, "/api/stages/1/retry"), (HttpMethod.Get, $"/api/artifacts/{artifact}/download"), (HttpMethod.Get, "/hangfire"),
-            (HttpMethod.Get, "/hangfire/jobs/enqueued"), (HttpMethod.Get, "/no-such-page"),
+            (HttpMethod.Get, "/hangfire/jobs/enqueued"), (HttpMethod.Get, "/no-such-page"), (HttpMethod.Get, "/api/schedules"),
+            (HttpMethod.Post, "/api/schedules"), (HttpMethod.Delete, "/api/schedules/nightly"), (HttpMethod.Post, "/api/schedules/nightly/trigger"),
         };
 
         foreach (var (method, url) in routes)

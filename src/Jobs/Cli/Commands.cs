@@ -24,6 +24,7 @@ public static class Commands
         root.Subcommands.Add(StagesCommand());
         root.Subcommands.Add(ArtifactsCommand());
         root.Subcommands.Add(WorkerCommand());
+        root.Subcommands.Add(ScheduleCommands.Build());
         root.Subcommands.Add(ModelsCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(NeuralCommands.Build());
@@ -54,6 +55,10 @@ public static class Commands
         {
             return CliOutput.Error(e.Message);
         }
+        catch (Schedules.ScheduleException e)
+        {
+            return CliOutput.Error(e.Message);
+        }
         catch (Pipeline.Stages.Models.ModelSpecException e)
         {
             return CliOutput.Error(e.Message);
@@ -79,7 +84,7 @@ public static class Commands
         cmd.SetAction(async (p, ct) =>
         {
             var mode = ModeOf();
-            using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase);
+            using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase, schedules: false);
             await host.StartAsync(ct);
             try
             {
@@ -106,7 +111,7 @@ public static class Commands
     }
 
     /// <summary>Follows the run until it ends or Ctrl-C / SIGTERM stops the host (exit 1; the run stays resumable).</summary>
-    private static async Task<int> FollowAsync(IHost host, long runId, bool json, CancellationToken ct)
+    internal static async Task<int> FollowAsync(IHost host, long runId, bool json, CancellationToken ct)
     {
         var queries = host.Services.GetRequiredService<RunQueries>();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
@@ -211,7 +216,7 @@ public static class Commands
     private static async Task<int> ControlAndFollowAsync(bool wait, Func<StageEngine, CancellationToken, Task> action, long? stageId, string done,
         CancellationToken ct, long? runId = null)
     {
-        using var host = PipelineHost.Build(worker: wait && ModeOf().EmbeddedDatabase);
+        using var host = PipelineHost.Build(worker: wait && ModeOf().EmbeddedDatabase, schedules: false);
         await host.StartAsync(ct);
         try
         {
@@ -294,14 +299,14 @@ public static class Commands
         return CliOutput.Ok;
     }
 
-    private static async Task<IHost> StartedHostAsync(CancellationToken ct)
+    internal static async Task<IHost> StartedHostAsync(CancellationToken ct)
     {
         var host = PipelineHost.Build(worker: false);
         await host.StartAsync(ct);
         return host;
     }
 
-    private static PipelineMode ModeOf()
+    internal static PipelineMode ModeOf()
     {
         using var probe = PipelineHost.Build(worker: false);
         return probe.Services.GetRequiredService<PipelineMode>();

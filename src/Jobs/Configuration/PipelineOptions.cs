@@ -55,6 +55,12 @@ public sealed class PipelineOptions : IValidatableObject
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
+    /// How often a process with a Hangfire server mirrors the schedules to Hangfire recurring jobs again (changes are
+    /// applied at once where they are made; in embedded mode another process's changes arrive this way).
+    /// </summary>
+    public TimeSpan ScheduleSyncInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// How long a stopping worker (SIGTERM, Ctrl-C, spot eviction) gives each running stage to checkpoint and return.
     /// A stage still busy after it (e.g. inside one long native call) is recorded as handed back, never as failed.
     /// Azure's spot eviction notice is at least 30 s.

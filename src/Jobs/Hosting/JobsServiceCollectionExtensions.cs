@@ -13,6 +13,7 @@ using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Jobs.Configuration;
 using Pipeline.Jobs.Runs;
+using Pipeline.Jobs.Schedules;
 
 namespace Pipeline.Jobs.Hosting;
 
@@ -76,13 +77,20 @@ public static class JobsServiceCollectionExtensions
         services.AddSingleton<RunQueries>();
         services.AddSingleton<RunLauncher>();
         services.AddSingleton<RunResults>();
+        services.AddSingleton<ScheduleMirror>();
+        services.AddSingleton<ScheduleService>();
+        services.AddScoped<ScheduledRunJob>();
         services.AddHostedService<StartupChecks>();
         return services;
     }
 
-    /// <summary>A worker: the Hangfire server on the configured queues plus the reconciler.</summary>
-    public static IServiceCollection AddPipelineWorker(this IServiceCollection services)
+    /// <summary>
+    /// A worker: the Hangfire server on the configured queues plus the reconciler, and (<paramref name="schedules"/>) the
+    /// schedules mirrored to Hangfire recurring jobs, which this server then fires.
+    /// </summary>
+    public static IServiceCollection AddPipelineWorker(this IServiceCollection services, bool schedules = true)
     {
+        if (schedules) services.AddHostedService(sp => sp.GetRequiredService<ScheduleMirror>());
         services.AddHangfireServer((sp, o) =>
         {
             var options = sp.GetRequiredService<IOptions<PipelineOptions>>().Value;

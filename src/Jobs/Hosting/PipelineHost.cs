@@ -11,7 +11,11 @@ namespace Pipeline.Jobs.Hosting;
 /// <summary>Builds the generic host the CLI commands run in: configuration, Serilog, the pipeline's services.</summary>
 public static class PipelineHost
 {
-    public static IHost Build(bool worker, IDictionary<string, string?>? overrides = null)
+    /// <summary>
+    /// <paramref name="schedules"/> false: a worker that fires no schedules — a `--wait` command's own server in embedded
+    /// mode, whose in-memory Hangfire would otherwise fire them a second time beside the long-running worker or web host.
+    /// </summary>
+    public static IHost Build(bool worker, IDictionary<string, string?>? overrides = null, bool schedules = true)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = Directory.GetCurrentDirectory() });
         builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true);
@@ -21,7 +25,7 @@ public static class PipelineHost
         builder.Logging.ClearProviders();
         builder.Services.AddSerilog((_, lc) => ConfigureSerilog(lc, builder.Configuration));
         builder.Services.AddPipelineJobs(builder.Configuration);
-        if (worker) builder.Services.AddPipelineWorker();
+        if (worker) builder.Services.AddPipelineWorker(schedules);
         return builder.Build();
     }
 

@@ -117,13 +117,39 @@ public sealed class ArtifactRecord
     public DateTime CreatedAt { get; set; }
 }
 
+/// <summary>What a schedule does with the firings it missed while no Hangfire server ran (Hangfire's misfire handling).</summary>
+public enum ScheduleMisfire
+{
+    /// <summary>One run for all the missed firings, not a burst (Hangfire's Relaxed).</summary>
+    Once,
+
+    /// <summary>None: the next firing on time is the next run (Ignorable).</summary>
+    Skip,
+
+    /// <summary>One run per missed firing (Strict).</summary>
+    All,
+}
+
+/// <summary>
+/// A run launched on a cron in an IANA time zone, from a preset (read at each firing) or a RunSpec, plus overrides.
+/// Mirrored to a Hangfire recurring job while enabled (src/Jobs/Schedules).
+/// </summary>
 public sealed class Schedule
 {
     public long Id { get; set; }
     public required string Name { get; set; }
+
+    /// <summary>Five fields, or six with seconds first.</summary>
     public required string Cron { get; set; }
     public string TimeZone { get; set; } = "UTC";
-    public required string SpecJson { get; set; }
+
+    /// <summary>A preset name; null when the schedule holds its own RunSpec in <see cref="SpecJson"/>.</summary>
+    public string? Preset { get; set; }
+    public string? SpecJson { get; set; }
+
+    /// <summary>The <c>key.path=value</c> overrides applied at each firing, as a JSON array; null when none.</summary>
+    public string? OverridesJson { get; set; }
+    public ScheduleMisfire Misfire { get; set; }
     public bool Enabled { get; set; } = true;
     public DateTime CreatedAt { get; set; }
     public long? LastRunId { get; set; }

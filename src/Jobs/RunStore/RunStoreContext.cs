@@ -72,6 +72,7 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
         modelBuilder.Entity<Schedule>(e =>
         {
             e.ToTable("schedules");
+            e.Property(s => s.Misfire).HasConversion<string>().HasMaxLength(8);
             e.HasIndex(s => s.Name).IsUnique();
         });
     }

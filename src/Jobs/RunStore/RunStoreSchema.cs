@@ -11,12 +11,27 @@ namespace Pipeline.Jobs.RunStore;
 /// </summary>
 public static class RunStoreSchema
 {
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     /// <summary>Upgrade steps: step v takes a store at version v − 1 to version v (PostgreSQL text, SQLite text).</summary>
     private static readonly (int Version, string Postgres, string Sqlite)[] Upgrades =
     [
         (2, "ALTER TABLE pipeline.runs ADD COLUMN \"OverridesJson\" text", "ALTER TABLE runs ADD COLUMN \"OverridesJson\" TEXT"),
+        // Schedules by preset (no RunSpec of their own), with overrides and a misfire policy. SQLite cannot drop a NOT NULL,
+        // and nothing wrote the table before version 3, so it is made anew there.
+        (3, """
+            ALTER TABLE pipeline.schedules ALTER COLUMN "SpecJson" DROP NOT NULL;
+            ALTER TABLE pipeline.schedules ADD COLUMN "Preset" text, ADD COLUMN "OverridesJson" text,
+                ADD COLUMN "Misfire" character varying(8) NOT NULL DEFAULT 'Once';
+            """, """
+            DROP TABLE schedules;
+            CREATE TABLE "schedules" (
+                "Id" INTEGER NOT NULL CONSTRAINT "PK_schedules" PRIMARY KEY AUTOINCREMENT,
+                "Name" TEXT NOT NULL, "Cron" TEXT NOT NULL, "TimeZone" TEXT NOT NULL, "Preset" TEXT NULL, "SpecJson" TEXT NULL,
+                "OverridesJson" TEXT NULL, "Misfire" TEXT NOT NULL DEFAULT 'Once', "Enabled" INTEGER NOT NULL, "CreatedAt" TEXT NOT NULL,
+                "LastRunId" INTEGER NULL);
+            CREATE UNIQUE INDEX "IX_schedules_Name" ON "schedules" ("Name");
+            """),
     ];
 
     // Any fixed number: serialises schema creation between processes starting at once on one PostgreSQL database.

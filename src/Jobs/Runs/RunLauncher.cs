@@ -14,18 +14,39 @@ public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> op
     public async Task<(long RunId, int Stages)> LaunchPresetAsync(string presetOrPath, IEnumerable<string>? overrides, bool noCache,
         bool allowPaths, long? scheduleId = null, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
-        var path = Presets.Resolve(presetOrPath, options.Value.PresetsFolder, allowPaths);
-        var json = await File.ReadAllTextAsync(path, ct);
-        return await LaunchSpecAsync(json, Path.GetFileNameWithoutExtension(path), overrides, noCache, scheduleId, dataRoots, ct);
+        var (json, preset) = await ReadPresetAsync(presetOrPath, allowPaths, ct);
+        return await LaunchSpecAsync(json, preset, overrides, noCache, scheduleId, dataRoots, ct);
     }
 
     public async Task<(long RunId, int Stages)> LaunchSpecAsync(string specJson, string? preset, IEnumerable<string>? overrides, bool noCache,
         long? scheduleId = null, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
         var given = overrides?.ToList() ?? [];
-        var (spec, plan, json) = RunSpecLoader.Load(specJson, given, preset ?? "spec");
-        if (dataRoots?.Check(plan) is { Count: > 0 } outside) throw new RunSpecException(outside);
+        var (spec, plan, json) = Load(specJson, preset, given, dataRoots);
         var id = await engine.LaunchAsync(spec, plan, json, preset, noCache, scheduleId, given, ct);
         return (id, plan.Count);
+    }
+
+    /// <summary>
+    /// Everything a launch checks, without launching: a preset name (<paramref name="specJson"/> null) or a RunSpec, with
+    /// overrides. Throws the <see cref="RunSpecException"/> the launch would; returns the number of stages.
+    /// </summary>
+    public async Task<int> CheckAsync(string? preset, string? specJson, IEnumerable<string>? overrides, DataRoots? dataRoots = null, CancellationToken ct = default)
+    {
+        if (specJson is null) (specJson, preset) = await ReadPresetAsync(preset!, allowPaths: false, ct);
+        return Load(specJson, preset, overrides?.ToList() ?? [], dataRoots).Plan.Count;
+    }
+
+    private async Task<(string Json, string Preset)> ReadPresetAsync(string presetOrPath, bool allowPaths, CancellationToken ct)
+    {
+        var path = Presets.Resolve(presetOrPath, options.Value.PresetsFolder, allowPaths);
+        return (await File.ReadAllTextAsync(path, ct), Path.GetFileNameWithoutExtension(path));
+    }
+
+    private static (RunSpec Spec, IReadOnlyList<PlannedStage> Plan, string Json) Load(string specJson, string? preset, List<string> overrides, DataRoots? dataRoots)
+    {
+        var loaded = RunSpecLoader.Load(specJson, overrides, preset ?? "spec");
+        if (dataRoots?.Check(loaded.Plan) is { Count: > 0 } outside) throw new RunSpecException(outside);
+        return loaded;
     }
 }

@@ -74,7 +74,8 @@ public class RunResultsTests
     public async Task A_postgresql_run_store_from_before_overrides_is_upgraded_and_keeps_its_runs()
     {
         await using var env = await PipelineTestEnvironment.CreateAsync();
-        await UpgradesFromVersion1Async(() => env.OpenDb(), "ALTER TABLE pipeline.runs DROP COLUMN \"OverridesJson\"");
+        await UpgradesFromVersion1Async(() => env.OpenDb(), "ALTER TABLE pipeline.runs DROP COLUMN \"OverridesJson\"",
+            "ALTER TABLE pipeline.schedules DROP COLUMN \"Preset\", DROP COLUMN \"OverridesJson\", DROP COLUMN \"Misfire\", ALTER COLUMN \"SpecJson\" SET NOT NULL");
     }
 
     [Fact]
@@ -84,7 +85,8 @@ public class RunResultsTests
         try
         {
             await UpgradesFromVersion1Async(() => new RunStoreContext(new DbContextOptionsBuilder<RunStoreContext>().UseSqlite($"Data Source={file}").Options),
-                "ALTER TABLE runs DROP COLUMN \"OverridesJson\"");
+                "ALTER TABLE runs DROP COLUMN \"OverridesJson\"",
+                "ALTER TABLE schedules DROP COLUMN \"Preset\"; ALTER TABLE schedules DROP COLUMN \"OverridesJson\"; ALTER TABLE schedules DROP COLUMN \"Misfire\"");
         }
         finally
         {
@@ -93,8 +95,11 @@ public class RunResultsTests
         }
     }
 
-    /// <summary>A store made by schema version 1 (no overrides column) with a run in it, then the start-up check of today.</summary>
-    private static async Task UpgradesFromVersion1Async(Func<RunStoreContext> open, string dropOverridesColumn)
+    /// <summary>
+    /// A store made by schema version 1 (no overrides column, schedules that always hold a RunSpec) with a run in it,
+    /// then the start-up check of today.
+    /// </summary>
+    private static async Task UpgradesFromVersion1Async(Func<RunStoreContext> open, string dropOverridesColumn, string backToVersion1Schedules)
     {
         await using (var db = open())
         {
@@ -102,6 +107,7 @@ public class RunResultsTests
             db.Runs.Add(new Run { Name = "old", SpecJson = "{}", CreatedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
             await db.Database.ExecuteSqlRawAsync(dropOverridesColumn);
+            await db.Database.ExecuteSqlRawAsync(backToVersion1Schedules);
             await db.SchemaVersions.ExecuteDeleteAsync();
             db.SchemaVersions.Add(new SchemaVersion { Version = 1, AppliedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
@@ -114,7 +120,10 @@ public class RunResultsTests
             var old = await db.Runs.SingleAsync();
             Assert.Equal(("old", null), (old.Name, old.OverridesJson));
             old.OverridesJson = "[\"stages.x.params.seed=1\"]";
+            db.Schedules.Add(new Schedule { Name = "nightly", Cron = "0 2 * * *", Preset = "smoke", OverridesJson = "[]", Misfire = ScheduleMisfire.Skip, CreatedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
+            var schedule = await db.Schedules.AsNoTracking().SingleAsync();
+            Assert.Equal(("smoke", null, ScheduleMisfire.Skip), (schedule.Preset, schedule.SpecJson, schedule.Misfire));
         }
     }
 }
