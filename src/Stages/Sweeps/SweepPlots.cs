@@ -40,7 +40,9 @@ public static class SweepPlots
     private static LinePanel Panel(TimestepSweep sweep, string title, string xLabel)
     {
         var panel = new LinePanel(title, xLabel, "top-1 accuracy (%)") { Size = (760, 440) }.Chance(sweep.Classes, scale: 100).IntegerX().IncludeY(0);
-        var i = 1;
+        // A baseline keeps one colour in all three figures, after those of the most lines a figure draws (one per
+        // readout rule), so it never shares a colour with a curve.
+        var i = TimestepSweep.Rules(0.5).Count;
         foreach (var b in sweep.Baselines)
             panel.Reference($"{b.Stage} ({b.Model}, T {b.Steps})", 100 * b.Accuracy.Top1, FigureStyle.SeriesColor(i++));
         return panel;

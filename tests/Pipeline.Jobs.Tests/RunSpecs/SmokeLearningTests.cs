@@ -34,8 +34,11 @@ public class SmokeLearningTests
         var host = await env.StartHostAsync(worker: true);
         var runId = await PipelineTestEnvironment.LaunchAsync(host, reduced.ToJsonString(),
             "stages.shards.params.source.train_count=2048", "stages.shards.params.source.val_count=256",
-            "stages.rgc.params.model.width=0.125", "stages.rgc.params.epochs=3");
-        var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, TimeSpan.FromMinutes(6));
+            "stages.rgc.params.model.width=0.125", "stages.rgc.params.epochs=3",
+            // One thread each: beside the other tests' torch stages, two threads oversubscribe the cores and libgomp's
+            // spinning made this run six times slower in a loaded CI run.
+            "stages.basenet.params.threads=1", "stages.rgc.params.threads=1");
+        var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, TimeSpan.FromMinutes(10));
 
         Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run));
         var results = host.Services.GetRequiredService<RunResults>();
