@@ -29,9 +29,12 @@ public static class TorchSettings
     /// <paramref name="body"/> stays on that thread. The engine calls this for every <see cref="ITorchStageParams"/>
     /// stage; handlers never set threads themselves.
     /// </summary>
-    public static async Task<T> RunOnOwnThreadAsync<T>(ITorchStageParams p, Func<Task<T>> body)
+    public static Task<T> RunOnOwnThreadAsync<T>(ITorchStageParams p, Func<Task<T>> body) => RunOnOwnThreadAsync(ThreadsFor(p), body);
+
+    /// <summary>Runs <paramref name="body"/> on a thread of its own computing with <paramref name="threads"/> (also for
+    /// tests whose results must not depend on which pool thread an <c>await</c> resumes on).</summary>
+    public static async Task<T> RunOnOwnThreadAsync<T>(int threads, Func<Task<T>> body)
     {
-        var threads = ThreadsFor(p);
         var thread = new AsyncContextThread();
         try
         {
