@@ -1,7 +1,6 @@
 using Hangfire;
 using Hangfire.States;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.RunStore;
@@ -20,30 +19,13 @@ public sealed class Reconciler(
     StageEngine engine,
     JobStorage storage,
     IOptions<PipelineOptions> options,
-    ILogger<Reconciler> log) : BackgroundService
+    ILogger<Reconciler> log) : PeriodicPass(log)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await ReconcileOnceAsync(stoppingToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogWarning(e, "Reconciliation pass failed; trying again in {Interval}", options.Value.ReconcileInterval);
-            }
-            try
-            {
-                await Task.Delay(options.Value.ReconcileInterval, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    protected override TimeSpan Interval => options.Value.ReconcileInterval;
+
+    protected override string PassName => "Reconciliation pass";
+
+    protected override Task PassAsync(CancellationToken ct) => ReconcileOnceAsync(ct);
 
     /// <summary>One pass; returns how many stages it repaired.</summary>
     public async Task<int> ReconcileOnceAsync(CancellationToken ct)
@@ -68,7 +50,7 @@ public sealed class Reconciler(
             var rows = await db.Stages.Where(x => x.Id == s.Id && x.Status == StageStatus.Queued && x.JobId == s.JobId)
                 .ExecuteUpdateAsync(x => x.SetProperty(y => y.JobId, "reconciling"), ct);
             if (rows == 0) continue;
-            log.LogWarning("Stage {StageId} was queued but its job {JobId} is gone; enqueuing it again", s.Id, s.JobId ?? "(none)");
+            Log.LogWarning("Stage {StageId} was queued but its job {JobId} is gone; enqueuing it again", s.Id, s.JobId ?? "(none)");
             await db.Stages.Where(x => x.Id == s.Id).ExecuteUpdateAsync(x => x.SetProperty(y => y.JobId, (string?)null), ct);
             await engine.EnqueueAsync(s.Id, ct);
             repaired++;

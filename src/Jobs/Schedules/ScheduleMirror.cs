@@ -1,10 +1,10 @@
 using Hangfire;
 using Hangfire.Storage;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.Configuration;
+using Pipeline.Jobs.Engine;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages.Execution;
 
@@ -19,8 +19,10 @@ namespace Pipeline.Jobs.Schedules;
 /// </summary>
 public sealed class ScheduleMirror(
     IDbContextFactory<RunStoreContext> dbs, IRecurringJobManager recurring, JobStorage storage, IOptions<PipelineOptions> options,
-    ILogger<ScheduleMirror> log) : BackgroundService
+    ILogger<ScheduleMirror> log) : PeriodicPass(log)
 {
+    private bool _mirrored;
+
     public const string JobPrefix = "schedule:";
 
     public static string JobId(string scheduleName) => JobPrefix + scheduleName;
@@ -61,34 +63,19 @@ public sealed class ScheduleMirror(
         foreach (var stale in connection.GetRecurringJobs().Select(j => j.Id).Where(id => id.StartsWith(JobPrefix, StringComparison.Ordinal) && !enabled.Contains(id)))
         {
             recurring.RemoveIfExists(stale);
-            log.LogInformation("Recurring job {JobId} removed: its schedule is gone or disabled", stale);
+            Log.LogInformation("Recurring job {JobId} removed: its schedule is gone or disabled", stale);
         }
         return enabled.Count;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan Interval => options.Value.ScheduleSyncInterval;
+
+    protected override string PassName => "Mirroring schedules to Hangfire";
+
+    protected override async Task PassAsync(CancellationToken ct)
     {
-        var first = true;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                var count = await SyncAsync(stoppingToken);
-                if (first) log.LogInformation("Mirrored {Count} enabled schedules to Hangfire recurring jobs", count);
-                first = false;
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogWarning(e, "Mirroring schedules to Hangfire failed; trying again in {Interval}", options.Value.ScheduleSyncInterval);
-            }
-            try
-            {
-                await Task.Delay(options.Value.ScheduleSyncInterval, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
+        var count = await SyncAsync(ct);
+        if (!_mirrored) Log.LogInformation("Mirrored {Count} enabled schedules to Hangfire recurring jobs", count);
+        _mirrored = true;
     }
 }
