@@ -38,13 +38,8 @@ public sealed class AccessTokenTests : IClassFixture<AccessTokenTests.Factory>
         var posted = await Send(HttpMethod.Post, "/api/runs", Token, JsonContent.Create(new { preset = "probe-dag" }));
         Assert.Equal(HttpStatusCode.Created, posted.StatusCode);
         var id = (await posted.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<long>();
-        JsonObject? run = null;
-        for (var i = 0; i < 150 && run?["status"]?.GetValue<string>() is not ("succeeded" or "failed"); i++)
-        {
-            await Task.Delay(200);
-            run = await (await Send(HttpMethod.Get, $"/api/runs/{id}", Token)).Content.ReadFromJsonAsync<JsonObject>();
-        }
-        Assert.Equal("succeeded", run!["status"]!.GetValue<string>());
+        var run = await WebFactory.UntilEndedAsync(async () => await (await Send(HttpMethod.Get, $"/api/runs/{id}", Token)).Content.ReadFromJsonAsync<JsonObject>());
+        Assert.Equal("succeeded", run["status"]!.GetValue<string>());
         return run;
     }
 

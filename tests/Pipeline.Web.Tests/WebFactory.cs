@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 
@@ -19,6 +20,23 @@ public class WebFactory : WebApplicationFactory<Program>
         builder.UseSetting("Pipeline:HeartbeatInterval", "00:00:00.500");
         builder.UseSetting("Pipeline:ReconcileInterval", "00:00:01");
         foreach (var (key, value) in Settings()) builder.UseSetting(key, value);
+    }
+
+    /// <summary>
+    /// Reads a run until it has ended. Three minutes: CI runs the Jobs tests' training beside these, and a loaded
+    /// machine once took more than 30 s for the probe DAG.
+    /// </summary>
+    public static async Task<JsonObject> UntilEndedAsync(Func<Task<JsonObject?>> read)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        JsonObject? run = null;
+        while (DateTime.UtcNow < deadline && run?["status"]?.GetValue<string>() is not ("succeeded" or "failed" or "cancelled"))
+        {
+            await Task.Delay(200);
+            run = await read();
+        }
+
+        return run!;
     }
 
     protected override void Dispose(bool disposing)
