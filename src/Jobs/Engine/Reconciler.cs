@@ -12,7 +12,7 @@ namespace Pipeline.Jobs.Engine;
 /// Repairs what a crash can leave behind, in every worker process on a timer: running stages whose heartbeat stopped
 /// (killed worker, lost VM) get a new attempt; queued stages whose Hangfire job is gone (in-memory storage after a
 /// restart, a job deleted by hand) get a new job; pending stages whose dependencies are done (a crash between recording
-/// a success and promoting) get queued. Each repair is a conditional update, so several reconcilers never double it.
+/// a success and promoting) get queued; running searches record trials that ended and propose the next. Each repair is a conditional update, so several reconcilers never double it.
 /// </summary>
 public sealed class Reconciler(
     IDbContextFactory<RunStoreContext> dbs,
@@ -58,6 +58,8 @@ public sealed class Reconciler(
 
         var runs = await StageEngine.ReadyStages(db).Select(s => s.RunId).Distinct().ToListAsync(ct);
         foreach (var runId in runs) repaired += await engine.PromoteReadyAsync(runId, ct);
+        // A search whose trial ended just before a crash records it and proposes the next here.
+        repaired += await engine.Searches.AdvanceAllAsync(ct);
         return repaired;
     }
 

@@ -39,6 +39,11 @@ public sealed class StageLoggingBehavior<TMessage, TResponse>(ILogger<StageLoggi
             log.LogWarning("Stage {StageName} ({Kind}) stopped after {Seconds:F1} s: cancelled", ctx.StageName, kind, clock.Elapsed.TotalSeconds);
             throw;
         }
+        catch (TrialPrunedException e)
+        {
+            log.LogInformation("Stage {StageName} ({Kind}) pruned after {Seconds:F1} s at step {Step}", ctx.StageName, kind, clock.Elapsed.TotalSeconds, e.Step);
+            throw;
+        }
         catch (Exception e)
         {
             log.LogError("Stage {StageName} ({Kind}) failed after {Seconds:F1} s: {Error}", ctx.StageName, kind, clock.Elapsed.TotalSeconds, e.Message);

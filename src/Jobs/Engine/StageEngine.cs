@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Jobs.Search;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Jobs.Configuration;
 
@@ -24,6 +25,11 @@ public sealed class StageEngine(
     public const int MaxHealsPerStage = 2;
 
     private const string CorruptInputReason = "found its input corrupt";
+
+    private SearchCoordinator? _searches;
+
+    /// <summary>Runs the run's <c>search</c> stages, which have no job of their own.</summary>
+    public SearchCoordinator Searches => _searches ??= new SearchCoordinator(dbs, store, this, log);
 
     public async Task<long> LaunchAsync(RunSpec spec, IReadOnlyList<PlannedStage> plan, string specJson, string? preset = null,
         bool noCache = false, long? scheduleId = null, IReadOnlyList<string>? overrides = null, CancellationToken ct = default)
@@ -67,18 +73,22 @@ public sealed class StageEngine(
     public async Task<int> PromoteReadyAsync(long runId, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var candidates = await ReadyStages(db).Where(s => s.RunId == runId).Select(s => new { s.Id, s.Attempt }).ToListAsync(ct);
+        var candidates = await ReadyStages(db).Where(s => s.RunId == runId).Select(s => new { s.Id, s.Attempt, s.Kind }).ToListAsync(ct);
         var promoted = 0;
         foreach (var c in candidates)
         {
+            // A search runs in the engine, not in a job: it goes straight to Running and proposes its first trials.
+            var search = c.Kind == SearchParams.Kind;
             // The readiness condition is repeated inside the UPDATE: of several workers finishing a fan-in's parents
             // at once, only the one whose statement sees all parents done (and the stage still Pending) wins.
-            var won = await TryTransitionAsync(db, c.Id, c.Attempt, StageStatus.Pending, StageStatus.Queued, "dependencies succeeded",
-                s => s.SetProperty(x => x.QueuedAt, DateTime.UtcNow).SetProperty(x => x.JobId, (string?)null),
+            var won = await TryTransitionAsync(db, c.Id, c.Attempt, StageStatus.Pending, search ? StageStatus.Running : StageStatus.Queued,
+                search ? "dependencies succeeded; the search starts" : "dependencies succeeded",
+                s => s.SetProperty(x => x.QueuedAt, DateTime.UtcNow).SetProperty(x => x.JobId, (string?)null).SetProperty(x => x.StartedAt, x => search ? DateTime.UtcNow : x.StartedAt),
                 extraCondition: q => q.Where(s => s.DependsOn.All(d => d.DependsOnStage!.Status == StageStatus.Succeeded || d.DependsOnStage!.Status == StageStatus.Cached)),
                 ct: ct);
             if (!won) continue;
-            await EnqueueAsync(c.Id, ct);
+            if (search) await Searches.AdvanceAsync(c.Id, ct);
+            else await EnqueueAsync(c.Id, ct);
             promoted++;
         }
         await RefreshRunStatusAsync(runId, ct);
@@ -119,6 +129,10 @@ public sealed class StageEngine(
         if (stage.Status is not (StageStatus.Failed or StageStatus.Cancelled))
         {
             throw new EngineException($"Stage {stageId} ({stage.Name}) is {stage.Status}; only Failed, Cancelled or interrupted stages (running without a heartbeat) can be retried.");
+        }
+        if (stage.TrialId is not null)
+        {
+            throw new EngineException($"Stage {stageId} ({stage.Name}) is a search trial whose result its search has recorded; retry the search stage, or launch the run again (finished trials come from the cache).");
         }
         await TryTransitionAsync(db, stageId, stage.Attempt, stage.Status, StageStatus.Pending, RetryRequested,
             s => s.SetProperty(x => x.Attempt, x => x.Attempt + 1).SetProperty(x => x.Error, (string?)null)
@@ -220,7 +234,8 @@ public sealed class StageEngine(
         await using var db = await dbs.CreateDbContextAsync(ct);
         var stages = await db.Stages.AsNoTracking().Where(s => s.RunId == runId).OrderBy(s => s.Id).ToListAsync(ct);
         if (stages.Count == 0) throw EngineException.NotFound($"Run {runId} does not exist.");
-        var ids = stages.Where(s => s.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(s)).Select(s => s.Id).ToList();
+        // A failed or cancelled trial is a recorded result of its search, not something to redo; an interrupted one resumes.
+        var ids = stages.Where(s => (s.TrialId is null && s.Status is StageStatus.Failed or StageStatus.Cancelled) || IsInterrupted(s)).Select(s => s.Id).ToList();
         // The embedded job queue lives in memory: queued stages of an earlier process (Ctrl-C during `run --wait`)
         // lost their jobs with it and get new ones here.
         var orphaned = mode.EmbeddedDatabase ? stages.Where(s => s.Status == StageStatus.Queued).ToList() : [];
@@ -234,13 +249,13 @@ public sealed class StageEngine(
         foreach (var id in ids)
         {
             var stage = await db.Stages.AsNoTracking().SingleAsync(s => s.Id == id, ct);
-            if (stage.Status is StageStatus.Failed or StageStatus.Cancelled || IsInterrupted(stage)) await RetryAsync(id, ct);
+            if ((stage.TrialId is null && stage.Status is StageStatus.Failed or StageStatus.Cancelled) || IsInterrupted(stage)) await RetryAsync(id, ct);
         }
     }
 
     /// <summary>Running, but its worker stopped heartbeating: the process died (kill -9, a lost VM, a laptop closed).</summary>
     public bool IsInterrupted(Stage stage) =>
-        stage.Status == StageStatus.Running && stage.HeartbeatAt < DateTime.UtcNow - options.Value.HeartbeatTimeout;
+        stage.Status == StageStatus.Running && stage.Kind != SearchParams.Kind && stage.HeartbeatAt < DateTime.UtcNow - options.Value.HeartbeatTimeout;
 
     /// <summary>
     /// A stage whose worker was lost goes back to the queue as a new attempt (the next one resumes from its checkpoint),
@@ -276,6 +291,11 @@ public sealed class StageEngine(
         var stage = await db.Stages.AsNoTracking().SingleOrDefaultAsync(s => s.Id == stageId, ct)
             ?? throw EngineException.NotFound($"Stage {stageId} does not exist.");
         if (StageStatuses.IsTerminal(stage.Status)) return;
+        if (stage.Status == StageStatus.Running && stage.Kind == SearchParams.Kind)
+        {
+            await CancelSearchAsync(db, stage, reason, ct);
+            return;
+        }
         if (stage.Status == StageStatus.Running)
         {
             await db.Stages.Where(s => s.Id == stageId && s.Status == StageStatus.Running)
@@ -291,6 +311,19 @@ public sealed class StageEngine(
             await BlockDependentsAsync(stageId, $"dependency '{stage.Name}' was cancelled", ct);
         }
         await RefreshRunStatusAsync(stage.RunId, ct);
+    }
+
+    /// <summary>A running search ends Cancelled with its unfinished trials; their stages are cancelled too.</summary>
+    private async Task CancelSearchAsync(RunStoreContext db, Stage search, string reason, CancellationToken ct)
+    {
+        if (!await TryTransitionAsync(db, search.Id, search.Attempt, StageStatus.Running, StageStatus.Cancelled, reason, s => s.SetProperty(x => x.FinishedAt, DateTime.UtcNow), ct: ct)) return;
+        var trials = await db.SearchTrials.Where(t => t.SearchStageId == search.Id && t.Status == SearchTrialStatus.Running).Select(t => t.Id).ToListAsync(ct);
+        await db.SearchTrials.Where(t => trials.Contains(t.Id))
+            .ExecuteUpdateAsync(s => s.SetProperty(t => t.Status, SearchTrialStatus.Cancelled).SetProperty(t => t.FinishedAt, DateTime.UtcNow), ct);
+        var open = await db.Stages.Where(s => s.TrialId != null && trials.Contains(s.TrialId.Value)).OrderByDescending(s => s.Id).Select(s => s.Id).ToListAsync(ct);
+        foreach (var id in open) await CancelAsync(id, $"search '{search.Name}' cancelled", ct);
+        await BlockDependentsAsync(search.Id, $"dependency '{search.Name}' was cancelled", ct);
+        await RefreshRunStatusAsync(search.RunId, ct);
     }
 
     public async Task CancelRunAsync(long runId, CancellationToken ct = default)
@@ -314,8 +347,11 @@ public sealed class StageEngine(
     /// <summary>Derives the run's status from its stages and records it (and the finish time when it ends).</summary>
     public async Task RefreshRunStatusAsync(long runId, CancellationToken ct = default)
     {
+        // Every stage transition comes here: the moment a trial ends, its search records it and proposes the next.
+        await Searches.AdvanceRunAsync(runId, ct);
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var statuses = await db.Stages.Where(s => s.RunId == runId).Select(s => s.Status).ToListAsync(ct);
+        // Trials count through their search: a failed or pruned trial does not fail the run, its search decides.
+        var statuses = await db.Stages.Where(s => s.RunId == runId && s.TrialId == null).Select(s => s.Status).ToListAsync(ct);
         var status = statuses switch
         {
             _ when statuses.All(StageStatuses.IsDone) => RunStatus.Succeeded,

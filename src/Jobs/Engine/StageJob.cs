@@ -71,6 +71,7 @@ public sealed class StageJob(
             throw await HandBackAsync(stage, worker, cancellationToken);
         }
 
+        var pruning = await engine.Searches.PruningForAsync(stage.TrialId, cancellationToken);
         var fence = new StageFence(dbs, stageId, attempt);
         var heartbeat = new StageHeartbeat(dbs, stageId, attempt);
         // Attempt-scoped, and unique per delivery: a replaced attempt never shares local files with its successor.
@@ -87,8 +88,9 @@ public sealed class StageJob(
             StateFolder = ArtifactPaths.StateFolder(stage.Kind, key),
             Inputs = inputs,
             Progress = heartbeat,
-            Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType.Name}"),
+            Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType?.Name ?? kind.Kind}"),
             ScratchFolder = scratch,
+            Pruning = pruning,
         };
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
@@ -180,6 +182,14 @@ public sealed class StageJob(
         }
         e ??= new InvalidOperationException("the stage neither returned nor failed");
         await DeleteOutputsAsync(context);
+        if (e is TrialPrunedException pruned)
+        {
+            var summary = pruned.Summary.DeepClone().AsObject();
+            summary["step"] = pruned.Step;
+            await FinishAsync(stage, attempt, StageStatus.Pruned, $"pruned by successive halving at step {pruned.Step} ({pruned.Value:G4}); its checkpoint is kept", null,
+                CancellationToken.None, summary.ToJsonString());
+            return;
+        }
         if (CorruptInput(e) is var (path, problem) && await engine.HealCorruptInputAsync(stage, attempt, path, problem, CancellationToken.None)) return;
         var outage = StoreOutage.IsUnreachable(e);
         if (outage && await RetryAfterStoreOutageAsync(stage, attempt, e)) return;
@@ -427,11 +437,12 @@ public sealed class StageJob(
         await engine.PromoteReadyAsync(stage.RunId, ct);
     }
 
-    private async Task FinishAsync(Stage stage, int attempt, StageStatus to, string reason, string? error, CancellationToken cancellationToken)
+    private async Task FinishAsync(Stage stage, int attempt, StageStatus to, string reason, string? error, CancellationToken cancellationToken, string? summary = null)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var won = await StageEngine.TryTransitionAsync(db, stage.Id, attempt, StageStatus.Running, to, error is null ? reason : $"{reason}: {error}",
-            s => s.SetProperty(x => x.Error, error is null ? null : StageEngine.Truncate(error, 4000)).SetProperty(x => x.FinishedAt, DateTime.UtcNow), ct: cancellationToken);
+            s => s.SetProperty(x => x.Error, error is null ? null : StageEngine.Truncate(error, 4000)).SetProperty(x => x.FinishedAt, DateTime.UtcNow)
+                  .SetProperty(x => x.SummaryJson, x => summary ?? x.SummaryJson), ct: cancellationToken);
         if (won) await engine.BlockDependentsAsync(stage.Id, $"dependency '{stage.Name}' {to.ToString().ToLowerInvariant()}", cancellationToken);
         await engine.RefreshRunStatusAsync(stage.RunId, cancellationToken);
     }

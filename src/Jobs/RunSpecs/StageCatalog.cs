@@ -5,15 +5,21 @@ using Pipeline.Stages.Execution;
 
 namespace Pipeline.Jobs.RunSpecs;
 
-/// <summary>One kind of stage: found by its [Stage] attribute, so adding a stage never means editing a switch here.</summary>
-public sealed record StageKind(string Kind, string Queue, int Version, Type RequestType, Type ParamsType)
+/// <summary>
+/// One kind of stage: found by its [Stage] attribute, so adding a stage never means editing a switch here. The one
+/// exception is <c>search</c>, which the engine itself runs (no request, no job): <see cref="RequestType"/> is null.
+/// </summary>
+public sealed record StageKind(string Kind, string Queue, int Version, Type? RequestType, Type ParamsType)
 {
+    /// <summary>Run by the engine (a search adding trial stages), not by a handler on a worker.</summary>
+    public bool RunByEngine => RequestType is null;
+
     public IStageParams DeserializeParams(JsonElement? json) =>
         (IStageParams)(JsonSerializer.Deserialize(json is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } j ? j.GetRawText() : "{}", ParamsType, PipelineJson.Options)
             ?? throw new JsonException("params must be an object"));
 
     public IStageRequest CreateRequest(IStageParams parameters, StageContext context) =>
-        (IStageRequest)Activator.CreateInstance(RequestType, parameters, context)!;
+        (IStageRequest)Activator.CreateInstance(RequestType ?? throw new InvalidOperationException($"Stage kind '{Kind}' is run by the engine, not by a handler."), parameters, context)!;
 
     /// <summary>The parameters with every default filled in, compact: equal parameters give equal text.</summary>
     public string Canonical(IStageParams parameters) =>
@@ -35,7 +41,10 @@ public static class StageCatalog
 
     private static Dictionary<string, StageKind> Discover()
     {
-        var kinds = new Dictionary<string, StageKind>(StringComparer.Ordinal);
+        var kinds = new Dictionary<string, StageKind>(StringComparer.Ordinal)
+        {
+            [Search.SearchParams.Kind] = new(Search.SearchParams.Kind, StageQueues.Default, 1, null, typeof(Search.SearchParams)),
+        };
         foreach (var type in typeof(IStageRequest).Assembly.GetTypes())
         {
             if (type.GetCustomAttribute<StageAttribute>() is not { } attr) continue;

@@ -9,7 +9,11 @@ namespace Pipeline.Jobs.RunStore;
 /// </summary>
 public enum RunStatus { Pending, Running, Succeeded, Failed, Cancelled, Interrupted }
 
-public enum StageStatus { Pending, Queued, Running, Succeeded, Failed, Cancelled, Cached, Blocked }
+/// <summary>
+/// A stage's state. <see cref="Pruned"/>: a search trial's stage that successive halving stopped at a rung (its
+/// checkpoint kept); it ends the trial, and neither its dependents run nor the run fails because of it.
+/// </summary>
+public enum StageStatus { Pending, Queued, Running, Succeeded, Failed, Cancelled, Cached, Blocked, Pruned }
 
 public static class StageStatuses
 {
@@ -17,7 +21,7 @@ public static class StageStatuses
     public static bool IsDone(StageStatus s) => s is StageStatus.Succeeded or StageStatus.Cached;
 
     public static bool IsTerminal(StageStatus s) =>
-        s is StageStatus.Succeeded or StageStatus.Cached or StageStatus.Failed or StageStatus.Cancelled or StageStatus.Blocked;
+        s is StageStatus.Succeeded or StageStatus.Cached or StageStatus.Failed or StageStatus.Cancelled or StageStatus.Blocked or StageStatus.Pruned;
 }
 
 public sealed class Run
@@ -72,6 +76,9 @@ public sealed class Stage
     public DateTime? FinishedAt { get; set; }
     public List<StageDependency> DependsOn { get; set; } = [];
     public List<StageTransition> History { get; set; } = [];
+
+    /// <summary>The search trial this stage belongs to (added to the run by its search stage); null for the RunSpec's own stages.</summary>
+    public long? TrialId { get; set; }
 }
 
 public sealed class StageDependency
@@ -153,6 +160,49 @@ public sealed class Schedule
     public bool Enabled { get; set; } = true;
     public DateTime CreatedAt { get; set; }
     public long? LastRunId { get; set; }
+}
+
+public enum SearchTrialStatus { Running, Completed, Failed, Pruned, Cancelled }
+
+/// <summary>
+/// One trial of a search stage (src/Jobs/Search): the proposal, recorded with its stages in one transaction, and its
+/// result once its stages end. <see cref="Order"/> is the position in which results arrived — the history the sampler
+/// is given is ordered by it, so a restarted process proposes what the first one would have.
+/// </summary>
+public sealed class SearchTrial
+{
+    public long Id { get; set; }
+    public long SearchStageId { get; set; }
+
+    /// <summary>0, 1, 2, … within the search, in proposal order.</summary>
+    public int Number { get; set; }
+
+    /// <summary>The active parameters' values, path → JSON value.</summary>
+    public required string AssignmentJson { get; set; }
+    public SearchTrialStatus Status { get; set; }
+    public double? Objective { get; set; }
+
+    /// <summary>For a pruned trial, the rung (training step) it was stopped at.</summary>
+    public long? PrunedAtStep { get; set; }
+    public int? Order { get; set; }
+    public string? Error { get; set; }
+    public DateTime ProposedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+}
+
+/// <summary>
+/// A value a trial reported at a successive-halving rung, and the decision taken (recorded first, so that a resumed
+/// trial reporting the same rung again gets the same answer). The order of the rows is the order of arrival.
+/// </summary>
+public sealed class TrialRung
+{
+    public long Id { get; set; }
+    public long SearchStageId { get; set; }
+    public long TrialId { get; set; }
+    public long Step { get; set; }
+    public double Value { get; set; }
+    public bool Continued { get; set; }
+    public DateTime At { get; set; }
 }
 
 public sealed class SchemaVersion

@@ -12,6 +12,8 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
     public DbSet<MetricPoint> MetricPoints => Set<MetricPoint>();
     public DbSet<ArtifactRecord> Artifacts => Set<ArtifactRecord>();
     public DbSet<Schedule> Schedules => Set<Schedule>();
+    public DbSet<SearchTrial> SearchTrials => Set<SearchTrial>();
+    public DbSet<TrialRung> TrialRungs => Set<TrialRung>();
     public DbSet<SchemaVersion> SchemaVersions => Set<SchemaVersion>();
 
     // SQLite returns DateTime without a kind; every time in the store is UTC, so say so on the way out.
@@ -42,6 +44,7 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
             e.HasIndex(s => new { s.RunId, s.Name }).IsUnique();
             e.HasIndex(s => s.Status);
             e.HasIndex(s => s.ContentKey);
+            e.HasIndex(s => s.TrialId);
             e.HasMany(s => s.DependsOn).WithOne().HasForeignKey(d => d.StageId);
             e.HasMany(s => s.History).WithOne().HasForeignKey(h => h.StageId);
         });
@@ -69,6 +72,18 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
             e.HasIndex(a => a.RunId);
         });
         modelBuilder.Entity<SchemaVersion>(e => e.ToTable("schema_version"));
+        modelBuilder.Entity<SearchTrial>(e =>
+        {
+            e.ToTable("search_trials");
+            e.Property(t => t.Status).HasConversion<string>().HasMaxLength(16);
+            e.HasIndex(t => new { t.SearchStageId, t.Number }).IsUnique();
+        });
+        modelBuilder.Entity<TrialRung>(e =>
+        {
+            e.ToTable("trial_rungs");
+            e.HasIndex(r => new { r.SearchStageId, r.Step });
+            e.HasIndex(r => new { r.TrialId, r.Step }).IsUnique();
+        });
         modelBuilder.Entity<Schedule>(e =>
         {
             e.ToTable("schedules");

@@ -15,7 +15,8 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
     private async Task<Dictionary<long, (int Stale, int Live)>> HeartbeatsAsync(RunStoreContext db, IReadOnlyCollection<long> runIds, CancellationToken ct)
     {
         var staleBefore = DateTime.UtcNow - options.Value.HeartbeatTimeout;
-        var running = await db.Stages.Where(s => runIds.Contains(s.RunId) && s.Status == StageStatus.Running)
+        // A search runs in the engine and has no heartbeat; its trials' stages do.
+        var running = await db.Stages.Where(s => runIds.Contains(s.RunId) && s.Status == StageStatus.Running && s.Kind != Search.SearchParams.Kind)
             .Select(s => new { s.RunId, s.HeartbeatAt }).ToListAsync(ct);
         return running.GroupBy(s => s.RunId).ToDictionary(g => g.Key, g => (g.Count(s => s.HeartbeatAt < staleBefore), g.Count(s => !(s.HeartbeatAt < staleBefore))));
     }

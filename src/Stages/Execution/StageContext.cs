@@ -33,6 +33,9 @@ public sealed class StageContext
     public required IStageProgress Progress { get; init; }
     public required ILogger Logger { get; init; }
 
+    /// <summary>Set when the stage is a trial of a search that prunes: where it reports at rungs (<see cref="ITrialPruning"/>).</summary>
+    public ITrialPruning? Pruning { get; init; }
+
     /// <summary>Local scratch folder for this attempt; the engine deletes it afterwards.</summary>
     public required string ScratchFolder { get; init; }
 

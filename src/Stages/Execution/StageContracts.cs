@@ -99,6 +99,31 @@ public interface IStageProgress
     void Metric(string name, double value, long? step = null);
 }
 
+/// <summary>
+/// The port a search trial's stage is given when its search prunes (asynchronous successive halving): at each of
+/// <see cref="Rungs"/> the stage reports <see cref="Metric"/> (a field its summary would carry, e.g. <c>top1</c>) and
+/// asks whether to go on. On "no" it keeps its checkpoint and throws <see cref="TrialPrunedException"/>.
+/// </summary>
+public interface ITrialPruning
+{
+    /// <summary>The steps (training steps for <c>train</c>) at which the stage reports, ascending.</summary>
+    IReadOnlyList<long> Rungs { get; }
+
+    string Metric { get; }
+
+    /// <summary>Records the value at the rung and answers whether the trial continues; a repeated report gets the first answer.</summary>
+    Task<bool> ShouldContinueAsync(long step, double value, CancellationToken ct);
+}
+
+/// <summary>A search stopped this trial at a rung: the stage ends Pruned (not Failed), with <paramref name="summary"/>.</summary>
+public sealed class TrialPrunedException(long step, double value, JsonObject summary)
+    : Exception($"pruned at step {step} with {value}: below the top of its rung")
+{
+    public long Step { get; } = step;
+    public double Value { get; } = value;
+    public JsonObject Summary { get; } = summary;
+}
+
 /// <summary>Progress nobody watches (benchmarks, tests that call a stage directly).</summary>
 public sealed class NullStageProgress : IStageProgress
 {

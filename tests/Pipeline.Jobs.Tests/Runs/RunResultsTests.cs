@@ -75,7 +75,8 @@ public class RunResultsTests
     {
         await using var env = await PipelineTestEnvironment.CreateAsync();
         await UpgradesFromVersion1Async(() => env.OpenDb(), "ALTER TABLE pipeline.runs DROP COLUMN \"OverridesJson\"",
-            "ALTER TABLE pipeline.schedules DROP COLUMN \"Preset\", DROP COLUMN \"OverridesJson\", DROP COLUMN \"Misfire\", ALTER COLUMN \"SpecJson\" SET NOT NULL");
+            "ALTER TABLE pipeline.schedules DROP COLUMN \"Preset\", DROP COLUMN \"OverridesJson\", DROP COLUMN \"Misfire\", ALTER COLUMN \"SpecJson\" SET NOT NULL",
+            "DROP TABLE pipeline.search_trials; DROP TABLE pipeline.trial_rungs; ALTER TABLE pipeline.stages DROP COLUMN \"TrialId\"");
     }
 
     [Fact]
@@ -86,7 +87,8 @@ public class RunResultsTests
         {
             await UpgradesFromVersion1Async(() => new RunStoreContext(new DbContextOptionsBuilder<RunStoreContext>().UseSqlite($"Data Source={file}").Options),
                 "ALTER TABLE runs DROP COLUMN \"OverridesJson\"",
-                "ALTER TABLE schedules DROP COLUMN \"Preset\"; ALTER TABLE schedules DROP COLUMN \"OverridesJson\"; ALTER TABLE schedules DROP COLUMN \"Misfire\"");
+                "ALTER TABLE schedules DROP COLUMN \"Preset\"; ALTER TABLE schedules DROP COLUMN \"OverridesJson\"; ALTER TABLE schedules DROP COLUMN \"Misfire\"",
+                "DROP TABLE search_trials; DROP TABLE trial_rungs; DROP INDEX \"IX_stages_TrialId\"; ALTER TABLE stages DROP COLUMN \"TrialId\"");
         }
         finally
         {
@@ -99,7 +101,7 @@ public class RunResultsTests
     /// A store made by schema version 1 (no overrides column, schedules that always hold a RunSpec) with a run in it,
     /// then the start-up check of today.
     /// </summary>
-    private static async Task UpgradesFromVersion1Async(Func<RunStoreContext> open, string dropOverridesColumn, string backToVersion1Schedules)
+    private static async Task UpgradesFromVersion1Async(Func<RunStoreContext> open, string dropOverridesColumn, string backToVersion1Schedules, string dropSearches)
     {
         await using (var db = open())
         {
@@ -108,6 +110,7 @@ public class RunResultsTests
             await db.SaveChangesAsync();
             await db.Database.ExecuteSqlRawAsync(dropOverridesColumn);
             await db.Database.ExecuteSqlRawAsync(backToVersion1Schedules);
+            await db.Database.ExecuteSqlRawAsync(dropSearches);
             await db.SchemaVersions.ExecuteDeleteAsync();
             db.SchemaVersions.Add(new SchemaVersion { Version = 1, AppliedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
@@ -124,6 +127,14 @@ public class RunResultsTests
             await db.SaveChangesAsync();
             var schedule = await db.Schedules.AsNoTracking().SingleAsync();
             Assert.Equal(("smoke", null, ScheduleMisfire.Skip), (schedule.Preset, schedule.SpecJson, schedule.Misfire));
+            db.SearchTrials.Add(new SearchTrial { SearchStageId = 1, Number = 0, AssignmentJson = "{}", Status = SearchTrialStatus.Pruned, PrunedAtStep = 4, ProposedAt = DateTime.UtcNow });
+            db.TrialRungs.Add(new TrialRung { SearchStageId = 1, TrialId = 1, Step = 4, Value = 0.5, Continued = false, At = DateTime.UtcNow });
+            await db.SaveChangesAsync();
+            var trial = await db.SearchTrials.AsNoTracking().SingleAsync();
+            Assert.Equal((SearchTrialStatus.Pruned, (long?)4), (trial.Status, trial.PrunedAtStep));
+            db.Stages.Add(new Stage { RunId = old.Id, Name = "search-t00", Kind = "probe", Queue = "default", ParamsJson = "{}", TrialId = trial.Id, Status = StageStatus.Pruned });
+            await db.SaveChangesAsync();
+            Assert.Equal((trial.Id, StageStatus.Pruned), await db.Stages.Select(s => new ValueTuple<long?, StageStatus>(s.TrialId, s.Status)).SingleAsync());
         }
     }
 }
