@@ -140,6 +140,11 @@ public static partial class RunSpecLoader
             errors.AddRange(parameters.Validate().Select(e => e with { Field = $"{paramsAt}.{e.Field}" }));
             planned[name] = new PlannedStage(name, kind, parameters, kind.Canonical(parameters), stage.DependsOn ?? []);
         }
+        foreach (var search in planned.Values.Where(p => p.Kind.Kind == Search.SearchParams.Kind))
+        {
+            foreach (var taken in spec.Stages.Keys.Where(n => n.StartsWith(search.Name + "-t", StringComparison.Ordinal) && n.Length > search.Name.Length + 2 && char.IsAsciiDigit(n[search.Name.Length + 2])))
+                errors.Add(new(JsonShape.Child("stages", taken), $"names like '{search.Name}-t00' are the trials of search '{search.Name}'; rename this stage"));
+        }
         if (errors.Count == 0 && FindCycle(spec) is { } cycle) errors.Add(new("stages", $"dependencies form a cycle: {string.Join(" -> ", cycle)}; remove one of these edges"));
         if (errors.Count > 0) throw new RunSpecException(errors);
         return TopologicalOrder(planned);

@@ -68,12 +68,13 @@ public sealed partial record SearchParams : IStageParams
         foreach (var e in templateErrors) yield return e;
         if (Trial.Sweep is not null)
             foreach (var e in CheckParams(StageCatalog.Get(SweepKind), Trial.Sweep, "trial.sweep")) yield return e;
-        if (templateErrors.Count > 0 || Space.Validate().Any()) yield break;
+        if (templateErrors.Count > 0) yield break;
 
         // Every value the space can give must make valid trial params: the path must exist and the field's own
         // validation must accept the value (each bound, each choice).
         foreach (var (path, parameter) in Space)
         {
+            if (parameter.Validate().Any()) continue;
             foreach (var (member, value) in ProbeValues(parameter))
             {
                 var at = SearchSpace.Field(path, member);
