@@ -103,6 +103,8 @@ public sealed partial record SearchParams : IStageParams
         if (Objective.Direction is not ("maximize" or "minimize")) yield return new("objective.direction", $"must be 'maximize' or 'minimize'; got '{Objective.Direction}'.");
         if (Pruning is not null && Objective.Of == "sweep")
             yield return new("pruning", "judges trials on their first stage's objective at rungs; set objective.of to 'train' or remove pruning.");
+        if (Pruning is not null && Trial.Kind == "train" && !Stages.Training.TrainHandler.RungMetrics.Contains(Objective.Metric))
+            yield return new("objective.metric", $"'{Objective.Metric}' is not measured at rungs; a pruning search judges train trials on {string.Join(", ", Stages.Training.TrainHandler.RungMetrics)}.");
     }
 
     public ObjectiveDirection Direction => Objective.Direction == "minimize" ? ObjectiveDirection.Minimize : ObjectiveDirection.Maximize;

@@ -25,6 +25,9 @@ public sealed record TrainStage(TrainParams Params, StageContext Context) : ISta
 /// </summary>
 public sealed class TrainHandler : IRequestHandler<TrainStage, StageResult>
 {
+    /// <summary>The validation metrics a pruning search may judge train trials on at a rung.</summary>
+    public static readonly IReadOnlyList<string> RungMetrics = ["top1", "top5", "eval_loss"];
+
     public const string CheckpointFolder = "checkpoints/";
 
     public async ValueTask<StageResult> Handle(TrainStage request, CancellationToken cancellationToken)
@@ -149,6 +152,8 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
                     {
                         loop.Train(batch, position.Step, epoch, loader.WaitTime);
                         position = new TrainingPosition(position.Step + 1, epoch, batch.Index + 1);
+                        if (context.Pruning is { } pruning && pruning.Rungs.Contains(position.Step))
+                            await JudgeAtRungAsync(pruning, model, reader, loaderOptions, position, epoch, SaveCheckpointAsync, ct);
                         if (!loop.InNonFiniteStreak &&
                             (lastCheckpoint.Elapsed >= p.Checkpoint.Interval || (p.Checkpoint.EverySteps is { } every && position.Step % every == 0)))
                             await SaveCheckpointAsync(ct);
@@ -182,6 +187,32 @@ internal sealed class TrainingRun(TrainParams p, StageContext context)
         var result = await WriteOutputsAsync(model, spec, specJson, manifest, normalization, loop, lastEval, totalSteps, resumedFrom, device, wall.Elapsed, ct);
         await checkpoints.PruneToAsync(p.Checkpoint.KeepFinal, ct);
         return result;
+    }
+
+    /// <summary>
+    /// A search trial at a successive-halving rung: evaluate, report the search's metric, and either go on or keep a
+    /// checkpoint (a later run of the same trial resumes from it) and stop as pruned.
+    /// </summary>
+    private async Task JudgeAtRungAsync(ITrialPruning pruning, IVisionModel model, ShardReader reader, BatchLoaderOptions options, TrainingPosition position, int epoch,
+        Func<CancellationToken, Task> saveCheckpoint, CancellationToken ct)
+    {
+        var point = await EvaluateAsync(model, reader, options, position, epoch, ct);
+        var value = pruning.Metric switch
+        {
+            "top1" => point.Top1,
+            "top5" => point.Top5,
+            "eval_loss" => point.Loss,
+            _ => throw new StageInputException($"A pruning search judges train trials on {string.Join(", ", TrainHandler.RungMetrics)}; its objective.metric is '{pruning.Metric}'."),
+        };
+        if (await pruning.ShouldContinueAsync(position.Step, value, ct)) return;
+        await saveCheckpoint(ct);
+        _log.LogInformation("Pruned at step {Step}: {Metric} {Value:F4} is below the top of its rung", position.Step, pruning.Metric, value);
+        throw new TrialPrunedException(position.Step, value, new JsonObject
+        {
+            ["model"] = model.Spec.Name,
+            ["parameters"] = ModelStats.Parameters(model.Module),
+            [pruning.Metric] = Math.Round(value, 4),
+        });
     }
 
     /// <summary>Synthetic and Fashion-MNIST images all have one size: the first image's short side is the size.</summary>

@@ -124,4 +124,34 @@ public class SearchRunTests
         Assert.Equal(2, pruned.Count);
         Assert.All(pruned, s => Assert.Contains("pruned by successive halving at step 4", s.History[^1].Reason, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task Eight_trials_fan_out_over_two_worker_processes_and_survive_one_killed_with_sigkill_none_run_twice()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var client = await env.StartHostAsync(worker: false);
+        var a = env.StartWorker("worker-a", workers: 2);
+        env.StartWorker("worker-b", workers: 2);
+        var spec = Spec(Probe("{ \"seconds\": 1.5 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
+            """, "strategy": "tpe", "seed": 5, "budget": 8, "parallel": 4"""));
+
+        var runId = await PipelineTestEnvironment.LaunchAsync(client, spec);
+        await PipelineTestEnvironment.WaitUntilAsync(client, runId,
+            r => r.Stages.Count(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Succeeded) >= 2 &&
+                 r.Stages.Any(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Running && s.Worker == "worker-a"),
+            Timeout, "have finished two trials with one running on worker-a");
+        a.Kill();
+        var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
+
+        Assert.True(run.Status == RunStatus.Succeeded, PipelineTestEnvironment.Describe(run) + env.WorkerLogs);
+        var trials = await TrialsAsync(env, runId);
+        Assert.Equal(8, trials.Count);
+        Assert.All(trials, t => Assert.Equal(SearchTrialStatus.Completed, t.Status));
+        var trialStages = run.Stages.Where(s => s.Name.StartsWith("search-t", StringComparison.Ordinal)).ToList();
+        Assert.Equal(8, trialStages.Count);
+        Assert.All(trialStages, s => Assert.Single(s.History, h => h.To == StageStatus.Succeeded));
+        Assert.Contains(trialStages, s => s.History.Any(h => h.Reason.Contains("worker worker-a lost", StringComparison.Ordinal)));
+        var after = run.Stages.Single(s => s.Name == "after");
+        Assert.Single(after.History, h => h.To == StageStatus.Queued);
+    }
 }
