@@ -11,7 +11,9 @@ namespace Pipeline.Stages.Reporting;
 /// markers (<see cref="Marker"/>: the image-off step), ± SEM bands around a line, points drawn greyed when they are not
 /// trusted (<see cref="Excluded"/>), and axis limits from what is drawn (lines, bands, references, markers, padded by 5 %),
 /// never a fixed range. A missing (non-finite) value breaks its line rather than being bridged; a panel with nothing to
-/// draw says so.
+/// draw says so. Besides lines: points without a line (<c>Points</c>, a scatter, optionally tagged), staircases
+/// (<see cref="StepLine"/>: a Pareto front), a logarithmic x axis (<see cref="LogX"/>) and a categorical one
+/// (<see cref="CategoryX"/>).
 /// </summary>
 /// <remarks>
 /// A builder: each call adds to the panel and returns it; <see cref="Figure"/> renders it. Colours follow the order of
@@ -26,6 +28,7 @@ public sealed class LinePanel : IFigurePanel
     private readonly List<(string Label, double Y, Color? Color)> _references = [];
     private readonly List<(string Label, double X)> _markers = [];
     private readonly List<double> _includeY = [];
+    private IReadOnlyList<string>? _categories;
     private string? _chanceLabel;
     private double _chance = double.NaN;
     private bool _integerX;
@@ -51,17 +54,37 @@ public sealed class LinePanel : IFigurePanel
 
     public bool IsLogY { get; private set; }
 
+    public bool IsLogX { get; private set; }
+
     /// <summary>True when the panel draws at least one finite value (a line point or a reference).</summary>
     public bool HasData => _lines.Any(l => l.Points.Any(p => double.IsFinite(p.Y))) || _references.Count > 0 || double.IsFinite(_chance);
 
     /// <summary>A line through the points (sorted by x).</summary>
     /// <param name="dashed">E.g. a ceiling or a bound rather than a measurement.</param>
     public LinePanel Line(string label, IEnumerable<(double X, double Y)> points, Color? color = null, bool dashed = false) =>
-        Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), color, dashed, Greyed: false));
+        Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), color, dashed, SeriesStyle.Line));
 
     /// <summary>A line with a ± SEM band around it (a non-finite SEM draws the point without a band there).</summary>
     public LinePanel Line(string label, IEnumerable<(double X, double Y, double Sem)> points, Color? color = null) =>
-        Add(new LineSeries(label, Clean(points), color, Dashed: false, Greyed: false));
+        Add(new LineSeries(label, Clean(points), color, Dashed: false, SeriesStyle.Line));
+
+    /// <summary>
+    /// A staircase through the points (sorted by x), each point marked: level from a point to the next one's x, then up or
+    /// down to it. What is attainable up to each x, e.g. a Pareto front (the best value with at most so many parameters).
+    /// </summary>
+    public LinePanel StepLine(string label, IEnumerable<(double X, double Y)> points, Color? color = null) =>
+        Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), color, Dashed: false, SeriesStyle.Steps));
+
+    /// <summary>Points without a line (a scatter), one legend entry: e.g. one per trial of a search.</summary>
+    public LinePanel Points(string label, IEnumerable<(double X, double Y)> points, Color? color = null) =>
+        Points(label, points.Select(p => (p.X, p.Y, (string?)null)), color);
+
+    /// <summary>Points without a line, each with an optional short tag written beside it (e.g. "#3", a trial number).</summary>
+    public LinePanel Points(string label, IEnumerable<(double X, double Y, string? Tag)> points, Color? color = null)
+    {
+        var sorted = points.Where(p => double.IsFinite(p.X)).OrderBy(p => p.X).ToList();
+        return Add(new LineSeries(label, Clean(sorted.Select(p => (p.X, p.Y, double.NaN))), color, Dashed: false, SeriesStyle.Points, [.. sorted.Select(p => p.Tag)]));
+    }
 
     /// <summary>
     /// Points drawn greyed and hollow, without a line: values kept for completeness but not trusted (e.g. bins below a
@@ -69,7 +92,7 @@ public sealed class LinePanel : IFigurePanel
     /// −5 must not squash the trusted values); the legend counts those that fall off scale.
     /// </summary>
     public LinePanel Excluded(string label, IEnumerable<(double X, double Y)> points) =>
-        Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), FigureStyle.Excluded, Dashed: false, Greyed: true));
+        Add(new LineSeries(label, Clean(points.Select(p => (p.X, p.Y, double.NaN))), FigureStyle.Excluded, Dashed: false, SeriesStyle.Excluded));
 
     /// <summary>A horizontal dashed line across the panel, labelled in the legend: a baseline, a threshold.</summary>
     public LinePanel Reference(string label, double y, Color? color = null)
@@ -111,6 +134,29 @@ public sealed class LinePanel : IFigurePanel
         return this;
     }
 
+    /// <summary>
+    /// A logarithmic x axis, ticked as <see cref="LogY"/> (e.g. a parameter count, a learning rate); points at x ≤ 0 are
+    /// left out, and so are markers there.
+    /// </summary>
+    public LinePanel LogX()
+    {
+        if (_categories is not null) throw new InvalidOperationException("A categorical x axis cannot also be logarithmic.");
+        IsLogX = true;
+        return this;
+    }
+
+    /// <summary>
+    /// A categorical x axis: x = i stands for <paramref name="categories"/>[i], every category gets its labelled tick
+    /// (in the order given, with or without data) and the axis spans exactly them. Overrides <see cref="IntegerX"/>.
+    /// </summary>
+    public LinePanel CategoryX(IReadOnlyList<string> categories)
+    {
+        ArgumentNullException.ThrowIfNull(categories);
+        if (IsLogX) throw new InvalidOperationException("A categorical x axis cannot also be logarithmic.");
+        _categories = [.. categories];
+        return this;
+    }
+
     /// <summary>Integer ticks only on the x axis (steps, layers).</summary>
     public LinePanel IntegerX()
     {
@@ -134,13 +180,27 @@ public sealed class LinePanel : IFigurePanel
         var ys = new List<double>();
         var xs = new List<double>();
         var excluded = new List<(double X, double Y)>();
+        var tags = new List<(double X, double Y, string Tag, Color Color)>();
         string? excludedLabel = null;
         var anyBand = false;
         foreach (var line in _lines)
         {
             var color = line.Color ?? FigureStyle.SeriesColor(colour++);
-            var points = line.Points.Select(p => (p.X, Y: IsLogY && p.Y <= 0 ? double.NaN : p.Y, p.Sem)).ToList();
-            if (line.Greyed)
+            // A value a log axis cannot show becomes a gap: the point (and its x) is left out.
+            var points = line.Points.Select(p => (X: X(p.X), Y: IsLogY && p.Y <= 0 || IsLogX && p.X <= 0 ? double.NaN : p.Y, p.Sem)).ToList();
+            if (line.Style == SeriesStyle.Points)
+            {
+                var shown = points.Select((p, i) => (p.X, p.Y, Tag: line.Tags?[i])).Where(p => double.IsFinite(p.Y)).ToList();
+                xs.AddRange(shown.Select(p => p.X));
+                ys.AddRange(shown.Select(p => Y(p.Y)));
+                var dots = plot.Add.Scatter(shown.Select(p => p.X).ToArray(), shown.Select(p => Y(p.Y)).ToArray(), color);
+                dots.LineWidth = 0;
+                dots.MarkerSize = 7;
+                dots.LegendText = line.Label;
+                tags.AddRange(shown.Where(p => !string.IsNullOrEmpty(p.Tag)).Select(p => (p.X, Y(p.Y), p.Tag!, color)));
+                continue;
+            }
+            if (line.Style == SeriesStyle.Excluded)
             {
                 // Drawn once the limits are known, and never allowed to set them: untrusted values must not squash the rest.
                 excluded.AddRange(points.Where(p => double.IsFinite(p.Y)).Select(p => (p.X, Y(p.Y))));
@@ -171,7 +231,12 @@ public sealed class LinePanel : IFigurePanel
                 var scatter = plot.Add.Scatter(px, py, color);
                 scatter.LineWidth = FigureStyle.LineWidth;
                 scatter.LinePattern = line.Dashed ? LinePattern.Dashed : LinePattern.Solid;
-                scatter.MarkerSize = drawn <= FigureStyle.MarkersUpTo ? 5 : 0;
+                scatter.MarkerSize = line.Style == SeriesStyle.Steps ? 9 : drawn <= FigureStyle.MarkersUpTo ? 5 : 0;
+                if (line.Style == SeriesStyle.Steps)
+                {
+                    scatter.ConnectStyle = ConnectStyle.StepHorizontal;
+                    scatter.MarkerShape = MarkerShape.OpenDiamond;
+                }
                 scatter.LegendText = legend ? line.Label : "";
                 legend = false;
             }
@@ -189,10 +254,10 @@ public sealed class LinePanel : IFigurePanel
             h.LegendText = _chanceLabel!;
             ys.Add(Y(_chance));
         }
-        foreach (var (_, x) in _markers)
+        foreach (var (_, x) in _markers.Where(m => !IsLogX || m.X > 0))
         {
-            plot.Add.VerticalLine(x, 1, FigureStyle.Marker, LinePattern.Dotted);
-            xs.Add(x);
+            plot.Add.VerticalLine(X(x), 1, FigureStyle.Marker, LinePattern.Dotted);
+            xs.Add(X(x));
         }
         if (anyBand)
         {
@@ -202,11 +267,20 @@ public sealed class LinePanel : IFigurePanel
         ys.AddRange(_includeY.Where(y => !IsLogY || y > 0).Select(Y));
 
         var hasData = xs.Count > 0 && ys.Count > 0;
-        var (x0, x1) = hasData ? Range(xs, IsLogY: false) : (0, 1);
+        var (x0, x1) = _categories is { } categories ? (-0.5, Math.Max(1, categories.Count) - 0.5) : hasData ? Range(xs, IsLogX) : IsLogX ? (-1, 0) : (0, 1);
         var (y0, y1) = ys.Count > 0 ? Range(ys, IsLogY) : IsLogY ? (-1, 0) : (0, 1);
+        // A tag is written above its point: room for the tag of the highest one inside the frame.
+        if (tags.Count > 0) y1 += (y1 - y0) * 0.06;
         plot.Axes.SetLimits(x0, x1, y0, y1);
         if (IsLogY) plot.Axes.Left.TickGenerator = LogTicks(y0, y1, _lines.SelectMany(l => l.Points).Select(p => p.Y).Where(v => v > 0).Distinct().Take(2).ToList());
-        if (_integerX) plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
+        if (IsLogX) plot.Axes.Bottom.TickGenerator = LogTicks(x0, x1, _lines.SelectMany(l => l.Points).Where(p => double.IsFinite(p.Y)).Select(p => p.X).Where(v => v > 0).Distinct().Take(2).ToList());
+        if (_categories is { } named)
+        {
+            var ticks = new NumericManual();
+            for (var i = 0; i < named.Count; i++) ticks.AddMajor(i, named[i]);
+            plot.Axes.Bottom.TickGenerator = ticks;
+        }
+        else if (_integerX) plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
         if (excluded.Count > 0)
         {
             var greyed = plot.Add.Scatter(excluded.Select(p => p.X).ToArray(), excluded.Select(p => p.Y).ToArray(), FigureStyle.Excluded);
@@ -216,10 +290,19 @@ public sealed class LinePanel : IFigurePanel
             var offScale = excluded.Count(p => p.Y < y0 || p.Y > y1);
             greyed.LegendText = offScale == 0 ? excludedLabel! : $"{excludedLabel} ({offScale} off scale)";
         }
-        foreach (var (label, x) in _markers)
+        foreach (var (x, y, text, color) in tags)
+        {
+            var tag = plot.Add.Text(text, x, y);
+            tag.LabelAlignment = Alignment.LowerLeft;
+            tag.OffsetX = 4;
+            tag.OffsetY = -4;
+            tag.LabelFontSize = FigureStyle.TickFontSize;
+            tag.LabelFontColor = color;
+        }
+        foreach (var (label, x) in _markers.Where(m => !IsLogX || m.X > 0))
         {
             // Inside the data area at the top, just right of the line: a tag on the axis would cover the panel title.
-            var tag = plot.Add.Text(label, x, y1);
+            var tag = plot.Add.Text(label, X(x), y1);
             tag.LabelAlignment = Alignment.UpperLeft;
             tag.OffsetX = 3;
             tag.OffsetY = 3;
@@ -239,13 +322,15 @@ public sealed class LinePanel : IFigurePanel
 
     private double Y(double y) => IsLogY ? Math.Log10(y) : y;
 
+    private double X(double x) => IsLogX ? x > 0 ? Math.Log10(x) : double.NaN : x;
+
     /// <summary>The data's range padded by 5 % each side; a single value gets ±50 % of itself (log: ± half a decade).</summary>
-    private static (double Low, double High) Range(IReadOnlyCollection<double> values, bool IsLogY)
+    private static (double Low, double High) Range(IReadOnlyCollection<double> values, bool log)
     {
         var (low, high) = (values.Min(), values.Max());
         if (high - low < 1e-12 * Math.Max(1, Math.Abs(high)))
         {
-            var half = IsLogY ? 0.5 : Math.Abs(low) > 0 ? Math.Abs(low) / 2 : 0.5;
+            var half = log ? 0.5 : Math.Abs(low) > 0 ? Math.Abs(low) / 2 : 0.5;
             return (low - half, high + half);
         }
         var pad = (high - low) * Padding;
@@ -312,5 +397,9 @@ public sealed class LinePanel : IFigurePanel
         if (run.Count > 0) yield return run;
     }
 
-    private sealed record LineSeries(string Label, IReadOnlyList<(double X, double Y, double Sem)> Points, Color? Color, bool Dashed, bool Greyed);
+    private enum SeriesStyle { Line, Steps, Points, Excluded }
+
+    /// <param name="Tags">For <see cref="SeriesStyle.Points"/>: one per point (in <paramref name="Points"/>' order), or null.</param>
+    private sealed record LineSeries(string Label, IReadOnlyList<(double X, double Y, double Sem)> Points, Color? Color, bool Dashed, SeriesStyle Style,
+        IReadOnlyList<string?>? Tags = null);
 }

@@ -27,8 +27,13 @@ public sealed record SearchTrials
 
     public static async Task<SearchTrials> ReadAsync(IArtifactStore store, ArtifactInfo info, CancellationToken ct)
     {
-        await using var stream = await store.OpenReadAsync(info.Path, info.Sha256, ct);
-        return await JsonSerializer.DeserializeAsync<SearchTrials>(stream, PipelineJson.Options, ct)
+        // Read whole, and so sha256-checked, before parsing: damaged bytes are then reported as corruption (which the
+        // engine answers by re-running the search), not as malformed JSON.
+        using var bytes = new MemoryStream();
+        await using (var stream = await store.OpenReadAsync(info.Path, info.Sha256, ct))
+            await stream.CopyToAsync(bytes, ct);
+        bytes.Position = 0;
+        return await JsonSerializer.DeserializeAsync<SearchTrials>(bytes, PipelineJson.Options, ct)
             ?? throw new JsonException($"{info.Path} is empty");
     }
 }

@@ -23,6 +23,7 @@ public sealed class StagePreambleTests : IDisposable
         ["virtual-monkey"] = ("""{ "threads": 0 }""", "params.threads"),
         ["neural-fit"] = ("""{ "device": "tpu" }""", "params.device"),
         ["timestep-sweep"] = ("""{ "max_steps": 0 }""", "params.max_steps"),
+        ["leaderboard"] = ("""{ "top": 0 }""", "params.top"),
     };
 
     [Fact]

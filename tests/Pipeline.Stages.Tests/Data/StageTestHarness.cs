@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Execution;
@@ -33,8 +34,9 @@ public sealed class StageTestHarness : IDisposable
     }
 
     /// <param name="outputFolder">Reuse another context's folder (and with it its resumable state) to play a later attempt of the same stage.</param>
+    /// <param name="logger">Where the stage logs (a recording logger, to assert on warnings); none by default.</param>
     public StageContext NewContext(IStageProgress? progress = null, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>? inputs = null,
-        string? outputFolder = null, string stageName = "shard")
+        string? outputFolder = null, string stageName = "shard", ILogger? logger = null)
     {
         var n = Interlocked.Increment(ref _stages);
         var folder = outputFolder ?? $"runs/1/{stageName}-{n:D8}/";
@@ -49,7 +51,7 @@ public sealed class StageTestHarness : IDisposable
             StateFolder = $"state/{folder}",
             Inputs = inputs ?? new Dictionary<string, IReadOnlyList<ArtifactInfo>>(),
             Progress = progress ?? new RecordingProgress(),
-            Logger = NullLogger.Instance,
+            Logger = logger ?? NullLogger.Instance,
             ScratchFolder = NewFolder($"scratch-{n}"),
         };
     }

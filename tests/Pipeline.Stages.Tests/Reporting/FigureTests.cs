@@ -67,6 +67,39 @@ public sealed class FigureTests
         Assert.Contains("no data", Texts(new Figure("empty", new LinePanel("p", "x (s)", "y (m)")).Svg()));
     }
 
+    [Fact]
+    public void Tagged_points_and_a_staircase_on_a_log_x_axis_are_labelled_and_ticked_in_decades()
+    {
+        var panel = new LinePanel("top-1 vs size", "parameters (log scale)", "top-1 accuracy (%)")
+            .LogX()
+            .Points("trials", [(1e3, 40.0, "#1"), (1e4, 60, null), (1e5, 55, "#3"), (0, 99, "#4")])
+            .StepLine("front", [(1e3, 40.0), (1e4, 60)]);
+
+        var texts = Texts(new Figure("log x", panel).Svg());
+
+        Assert.Contains("1e3", texts);
+        Assert.Contains("1e4", texts);
+        Assert.Contains("#1", texts);
+        Assert.Contains("#3", texts);
+        Assert.Contains("front", texts);
+        // x = 0 has no place on a log axis: left out, tag and all, and it does not stretch the y axis to 99.
+        Assert.DoesNotContain("#4", texts);
+        Assert.DoesNotContain("95", texts);
+    }
+
+    [Fact]
+    public void A_categorical_x_axis_labels_every_category_in_order_even_without_data()
+    {
+        var panel = new LinePanel("top-1 vs cell", "cell", "top-1 accuracy (%)")
+            .CategoryX(["rgc", "lstm", "gru"])
+            .Points("trials", [(0.0, 50.0), (1, 40)]);
+
+        var texts = Texts(new Figure("categories", panel).Svg());
+
+        Assert.Equal(["rgc", "lstm", "gru"], texts.Where(t => t is "rgc" or "lstm" or "gru").Distinct());
+        Assert.Throws<InvalidOperationException>(() => new LinePanel("p", "x", "y").CategoryX(["a"]).LogX());
+    }
+
     [Theory]
     [InlineData(1e-3, "1e-3")]
     [InlineData(0.0076, "7.6e-3")]

@@ -158,6 +158,18 @@ public static class ModelCheckpoint
         return manifest;
     }
 
+    /// <summary>
+    /// The sidecar at <paramref name="sidecarPath"/> in an artifact store (the model spec without the weights), its bytes
+    /// checked against <paramref name="sha256"/>; throws <see cref="CheckpointFormatException"/> when it is not a sidecar.
+    /// </summary>
+    public static async Task<CheckpointManifest> ReadManifestAsync(IArtifactStore store, string sidecarPath, string? sha256, CancellationToken ct = default)
+    {
+        await using var s = await store.OpenReadAsync(sidecarPath, sha256, ct);
+        using var buffer = new MemoryStream();
+        await s.CopyToAsync(buffer, ct);
+        return ParseManifest(buffer.ToArray(), sidecarPath);
+    }
+
     /// <summary>Loads from an artifact store into <paramref name="model"/> (strict), verifying the sidecar's sha256.</summary>
     public static async Task<JsonNode> LoadAsync(IArtifactStore store, string path, nn.Module model, CancellationToken ct = default)
     {
