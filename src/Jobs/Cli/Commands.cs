@@ -80,11 +80,13 @@ public static class Commands
         var set = new Option<string[]>("--set") { Description = "Override a RunSpec field: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = false };
         var wait = new Option<bool>("--wait") { Description = "Wait for the run to finish (embedded mode runs it in this process)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Run every stage even when a cached result exists" };
-        var cmd = new Command("run", "Launch a run from a preset or RunSpec file") { preset, set, wait, noCache, JsonOption };
+        var workers = new Option<int?>("--workers") { Description = "With --wait in embedded mode: stages run at once in this process (e.g. a search's parallel trials); default Pipeline:WorkerCount (1)" };
+        var cmd = new Command("run", "Launch a run from a preset or RunSpec file") { preset, set, wait, noCache, workers, JsonOption };
         cmd.SetAction(async (p, ct) =>
         {
             var mode = ModeOf();
-            using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase, schedules: false);
+            var settings = p.GetValue(workers) is { } n ? new Dictionary<string, string?> { ["Pipeline:WorkerCount"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture) } : null;
+            using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase, settings, schedules: false);
             await host.StartAsync(ct);
             try
             {

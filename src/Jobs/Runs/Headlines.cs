@@ -31,6 +31,8 @@ public static class Headlines
         ["neural-fit"] = NeuralFit,
         ["virtual-monkey"] = VirtualMonkey,
         ["shard"] = Shard,
+        ["search"] = Search,
+        ["leaderboard"] = Leaderboard,
     };
 
     /// <summary>The figures that can stand for a whole run, in order of preference (<see cref="OfRun"/>).</summary>
@@ -140,6 +142,33 @@ public static class Headlines
         if (Number(f, "val") is { } val) yield return new("val", $"{Count(val)} val images", val);
         if (Number(f, "shards") is { } shards) yield return new("shards", $"{Count(shards)} shards", shards);
         if (Number(f, "skipped") is > 0 and var skipped) yield return new("skipped", $"{Count(skipped)} skipped", skipped);
+    }
+
+    private static readonly string[] TrialOutcomes = ["completed", "pruned", "failed"];
+
+    // search: how its trials ended and which was best.
+    private static IEnumerable<Headline> Search(JsonObject f)
+    {
+        if (Number(f, "trials") is { } trials)
+        {
+            var ended = TrialOutcomes.Select(k => (k, n: Number(f, k))).Where(x => x.n is > 0).Select(x => $"{Count(x.n!.Value)} {x.k}");
+            yield return new("trials", $"{Count(trials)} trials ({string.Join(", ", ended)})", trials);
+        }
+        if (Number(f, "best_trial") is { } best) yield return new("best_trial", $"best trial {Count(best)}", best);
+    }
+
+    // leaderboard: the best trial's objective beside the worst completed one's, and how the rest ended.
+    private static IEnumerable<Headline> Leaderboard(JsonObject f)
+    {
+        var metric = Text(f, "metric") ?? "objective";
+        string Show(double v) => LooksLikeFraction(metric) && v is >= 0 and <= 1 ? Percent(v) : Plain(v);
+        if (Number(f, "best_objective") is { } best)
+            yield return new("best_objective", $"best {metric} {Show(best)}{(Number(f, "best_trial") is { } t ? $" (trial {Count(t)})" : "")}", best);
+        if (Number(f, "worst_objective") is { } worst) yield return new("worst_objective", $"worst {Show(worst)}", worst);
+        if (Number(f, "completed") is { } completed) yield return new("completed", $"{Count(completed)} completed", completed);
+        if (Number(f, "pruned") is > 0 and var pruned) yield return new("pruned", $"{Count(pruned)} pruned", pruned);
+        if (Number(f, "failed") is > 0 and var failed) yield return new("failed", $"{Count(failed)} failed", failed);
+        if (Number(f, "pareto_front") is { } front) yield return new("pareto_front", $"{Count(front)} on the Pareto front", front);
     }
 
     private static IEnumerable<Headline> Generic(JsonObject f)

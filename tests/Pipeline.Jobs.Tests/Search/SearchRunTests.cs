@@ -14,14 +14,14 @@ public class SearchRunTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>source → search (probe trials) → after; <paramref name="search"/> is the search's params body.</summary>
-    public static string Spec(string search) => $$"""
+    /// <summary>source → search (probe trials) → after (a probe, or the leaderboard); <paramref name="search"/> is the search's params body.</summary>
+    public static string Spec(string search, string after = "probe") => $$"""
         {
           "name": "search-test",
           "stages": {
             "source": { "kind": "probe" },
             "search": { "kind": "search", "depends_on": ["source"], "params": {{search}} },
-            "after": { "kind": "probe", "depends_on": ["search"] }
+            "after": { "kind": "{{after}}", "depends_on": ["search"] }
           }
         }
         """;
@@ -133,7 +133,7 @@ public class SearchRunTests
         var a = env.StartWorker("worker-a", workers: 2);
         env.StartWorker("worker-b", workers: 2);
         var spec = Spec(Probe("{ \"seconds\": 1.5 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
-            """, "strategy": "tpe", "seed": 5, "budget": 8, "parallel": 4"""));
+            """, "strategy": "tpe", "seed": 5, "budget": 8, "parallel": 4"""), after: "leaderboard");
 
         var runId = await PipelineTestEnvironment.LaunchAsync(client, spec);
         await PipelineTestEnvironment.WaitUntilAsync(client, runId,
@@ -151,7 +151,10 @@ public class SearchRunTests
         Assert.Equal(8, trialStages.Count);
         Assert.All(trialStages, s => Assert.Single(s.History, h => h.To == StageStatus.Succeeded));
         Assert.Contains(trialStages, s => s.History.Any(h => h.Reason.Contains("worker worker-a lost", StringComparison.Ordinal)));
-        var after = run.Stages.Single(s => s.Name == "after");
-        Assert.Single(after.History, h => h.To == StageStatus.Queued);
+        var leaderboard = run.Stages.Single(s => s.Name == "after");
+        Assert.Single(leaderboard.History, h => h.To == StageStatus.Queued);
+        Assert.Single(leaderboard.History, h => h.To == StageStatus.Running);
+        Assert.Equal(8, leaderboard.Summary!["completed"]!.GetValue<int>());
+        Assert.Equal(Math.Round(trials.Max(t => t.Objective!.Value), 4), leaderboard.Summary["best_objective"]!.GetValue<double>());
     }
 }
