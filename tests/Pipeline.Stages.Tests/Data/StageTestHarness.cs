@@ -35,8 +35,9 @@ public sealed class StageTestHarness : IDisposable
 
     /// <param name="outputFolder">Reuse another context's folder (and with it its resumable state) to play a later attempt of the same stage.</param>
     /// <param name="logger">Where the stage logs (a recording logger, to assert on warnings); none by default.</param>
+    /// <param name="pruning">The search port of a trial whose search prunes; none by default.</param>
     public StageContext NewContext(IStageProgress? progress = null, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>? inputs = null,
-        string? outputFolder = null, string stageName = "shard", ILogger? logger = null)
+        string? outputFolder = null, string stageName = "shard", ILogger? logger = null, ITrialPruning? pruning = null)
     {
         var n = Interlocked.Increment(ref _stages);
         var folder = outputFolder ?? $"runs/1/{stageName}-{n:D8}/";
@@ -53,6 +54,7 @@ public sealed class StageTestHarness : IDisposable
             Progress = progress ?? new RecordingProgress(),
             Logger = logger ?? NullLogger.Instance,
             ScratchFolder = NewFolder($"scratch-{n}"),
+            Pruning = pruning,
         };
     }
 

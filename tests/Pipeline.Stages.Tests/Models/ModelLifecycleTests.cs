@@ -62,13 +62,15 @@ public class ModelLifecycleTests
         }
 
         // Allocator noise is tens of MiB and settles after a few dozen steps (measured: +43, +19, +20, +19 MiB after
-        // 50, 100, 150, 200 steps); a leaking unroll grows by megabytes per step (TORCHSHARP.md: ~17 MB).
+        // 50, 100, 150, 200 steps); a leaking unroll grows by megabytes per step (TORCHSHARP.md: ~17 MB, 850 MB here).
+        // The bar leaves room for the other tests of this assembly, which run in parallel in this process (a loaded CI
+        // run measured +50 MiB without any leak).
         for (var i = 0; i < 20; i++) Step();
         var before = Resident();
         for (var i = 0; i < 50; i++) Step();
         var growth = Resident() - before;
 
-        Assert.True(growth < 48 << 20, $"resident memory grew by {growth / (1 << 20)} MiB over 50 steps");
+        Assert.True(growth < 200 << 20, $"resident memory grew by {growth / (1 << 20)} MiB over 50 steps");
     }
 
     private static long Resident()

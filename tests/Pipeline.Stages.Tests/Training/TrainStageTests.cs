@@ -146,6 +146,40 @@ public sealed class TrainStageTests : IDisposable
         Assert.Equal(4, (await manager.ListAsync(CancellationToken.None))[^1].Step);
     }
 
+    /// <summary>A search's port that records what the trial reports and stops it at <paramref name="stopAt"/>.</summary>
+    private sealed class StopAt(long stopAt, params long[] rungs) : ITrialPruning
+    {
+        public List<(long Step, double Value)> Reports { get; } = [];
+        public IReadOnlyList<long> Rungs => rungs;
+        public string Metric => "top1";
+
+        public Task<bool> ShouldContinueAsync(long step, double value, CancellationToken ct)
+        {
+            Reports.Add((step, value));
+            return Task.FromResult(step != stopAt);
+        }
+    }
+
+    [Fact]
+    public async Task A_trial_judged_at_its_rungs_reports_validation_top1_and_when_pruned_stops_with_its_checkpoint()
+    {
+        var inputs = await ShardsAsync(train: 128);
+        var folder = "runs/1/train-pruned/";
+        var port = new StopAt(4, 2, 4);
+        var context = _h.NewContext(null, inputs, folder, "train", pruning: port);
+
+        var e = await Assert.ThrowsAsync<TrialPrunedException>(async () =>
+            await StageTestHarness.RunAsync(new TrainHandler(), new TrainStage(Parse(Params(Basenet, """, "steps": 8""")), context)));
+
+        Assert.Equal([2L, 4L], port.Reports.Select(r => r.Step));
+        Assert.All(port.Reports, r => Assert.InRange(r.Value, 0, 1));
+        Assert.Equal((4L, port.Reports[1].Value), (e.Step, e.Value));
+        Assert.True(e.Summary["parameters"]!.GetValue<long>() > 0);
+        // The pruned trial's work is kept: the same stage without pruning resumes at step 4.
+        var (result, _) = await TrainAsync(inputs, Params(Basenet, """, "steps": 8"""), folder);
+        Assert.Equal(4, (long)(await ReadJsonAsync(result, "metrics.json"))["resumed_from_step"]!);
+    }
+
     [Fact]
     public async Task Train_metrics_reach_the_run_store_at_a_bounded_rate()
     {
