@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -18,6 +19,47 @@ namespace Pipeline.Jobs.Cli;
 /// <summary>`pipeline bench …`: measurements printed on this machine (bench/README.md records them).</summary>
 public static class BenchCommands
 {
+    /// <summary>Parent → child hand-off latency on PostgreSQL, long polling against the queue poll alone (<see cref="HandoffBench"/>).</summary>
+    private static Command Handoff()
+    {
+        var rounds = new Option<int>("--rounds") { Description = "Worker processes started per side (alternating sides)", DefaultValueFactory = _ => 4 };
+        var runs = new Option<int>("--runs") { Description = "Fan-out/fan-in runs per worker process; the first is a warm-up", DefaultValueFactory = _ => 4 };
+        var branches = new Option<int>("--branches") { Description = "Parallel stages between the source and the join", DefaultValueFactory = _ => 6 };
+        var seconds = new Option<double>("--seconds") { Description = "How long each branch works", DefaultValueFactory = _ => 0.3 };
+        var cmd = new Command("handoff", "Median and p95 of the gap between a stage ending and its dependent starting (PostgreSQL, a separate worker process)")
+            { rounds, runs, branches, seconds };
+        cmd.SetAction(async (p, ct) =>
+        {
+            if (p.GetValue(rounds) < 1 || p.GetValue(runs) < 2 || p.GetValue(branches) is < 1 or > 60 || p.GetValue(seconds) is < 0 or > 60)
+                return CliOutput.Error("--rounds must be at least 1, --runs at least 2 (the first is a warm-up), --branches 1–60 and --seconds 0–60.");
+            Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; load {Load()}; " +
+                              $"{p.GetValue(rounds)} round(s) × {p.GetValue(runs) - 1} measured run(s) per side, {p.GetValue(branches)} branches of {p.GetValue(seconds)} s");
+            IReadOnlyList<HandoffBench.Side> sides;
+            try
+            {
+                sides = await new HandoffBench(p.GetValue(rounds), p.GetValue(runs), p.GetValue(branches), p.GetValue(seconds), Console.Out).RunAsync(ct);
+            }
+            catch (InvalidOperationException e)
+            {
+                return CliOutput.Error(e.Message);
+            }
+            Console.WriteLine($"{"side",-16} {"gaps",5} {"median ms",10} {"p95 ms",8} {"max ms",8}");
+            foreach (var s in sides)
+            {
+                Console.WriteLine(FormattableString.Invariant(
+                    $"{s.Name,-16} {s.GapsMs.Count,5} {HandoffBench.Percentile(s.GapsMs, 0.5),10:F1} {HandoffBench.Percentile(s.GapsMs, 0.95),8:F1} {s.GapsMs.DefaultIfEmpty(double.NaN).Max(),8:F1}"));
+            }
+            var (fast, slow) = (sides[0], sides[1]);
+            var (median, p95) = (HandoffBench.Percentile(fast.GapsMs, 0.5), HandoffBench.Percentile(fast.GapsMs, 0.95));
+            Console.WriteLine(FormattableString.Invariant(
+                $"long polling / queue poll: median {median / HandoffBench.Percentile(slow.GapsMs, 0.5):F2}×, p95 {p95 / HandoffBench.Percentile(slow.GapsMs, 0.95):F2}×; target median < 50 ms and p95 < 150 ms: {(median < 50 && p95 < 150 ? "met" : "missed")}"));
+            return CliOutput.Ok;
+        });
+        return cmd;
+    }
+
+    private static string Load() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
+
     private static Command Models()
     {
         var inputSize = new Option<int>("--input-size") { Description = "Input size in pixels", DefaultValueFactory = _ => 64 };
@@ -149,6 +191,6 @@ public static class BenchCommands
             }
             return CliOutput.Ok;
         });
-        return new Command("bench", "Measure throughput on this machine") { shard, Models(), Train(), Neural() };
+        return new Command("bench", "Measure throughput on this machine") { shard, Models(), Train(), Neural(), Handoff() };
     }
 }

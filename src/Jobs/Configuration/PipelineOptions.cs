@@ -83,6 +83,13 @@ public sealed class PipelineOptions : IValidatableObject
 
     [Range(1, 64)] public int WorkerCount { get; set; } = 1;
 
+    /// <summary>
+    /// PostgreSQL mode: idle workers wait on LISTEN/NOTIFY and fetch a job the moment it is enqueued (Hangfire.PostgreSql's
+    /// EnableLongPolling), so a stage's dependents start within milliseconds of it ending; the 1 s queue poll stays as
+    /// the backstop. `pipeline bench handoff` measures both settings.
+    /// </summary>
+    public bool HangfireLongPolling { get; set; } = true;
+
     /// <summary>Shown in the run store as the stage's worker; default host:pid.</summary>
     public string? WorkerName { get; set; }
 

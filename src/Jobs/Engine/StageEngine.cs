@@ -74,7 +74,8 @@ public sealed class StageEngine(
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var candidates = await ReadyStages(db).Where(s => s.RunId == runId).Select(s => new { s.Id, s.Attempt, s.Kind }).ToListAsync(ct);
-        var promoted = 0;
+        var queued = new List<long>();
+        var started = 0;
         foreach (var c in candidates)
         {
             // A search runs in the engine, not in a job: it goes straight to Running and proposes its first trials.
@@ -87,12 +88,18 @@ public sealed class StageEngine(
                 extraCondition: q => q.Where(s => s.DependsOn.All(d => d.DependsOnStage!.Status == StageStatus.Succeeded || d.DependsOnStage!.Status == StageStatus.Cached)),
                 ct: ct);
             if (!won) continue;
-            if (search) await Searches.AdvanceAsync(c.Id, ct);
-            else await EnqueueAsync(c.Id, ct);
-            promoted++;
+            if (search)
+            {
+                await Searches.AdvanceAsync(c.Id, ct);
+                started++;
+            }
+            else queued.Add(c.Id);
         }
+        // A fan-out's children get their jobs at once, not one after another: each enqueue is a few round trips to the
+        // job store, and the last child would otherwise wait for all the others' (`pipeline bench handoff`).
+        await Task.WhenAll(queued.Select(id => EnqueueAsync(id, ct)));
         await RefreshRunStatusAsync(runId, ct);
-        return promoted;
+        return queued.Count + started;
     }
 
     /// <summary>The reason a manual retry records; automatic retries count their uses since the last one.</summary>

@@ -59,7 +59,8 @@ public static class JobsServiceCollectionExtensions
             // that is still coming up happens here, once (Hangfire's storage prepares its schema when it is created).
             var stopping = sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
             StartupWait.PostgresAsync(postgres, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StartupWait)), stopping).GetAwaiter().GetResult();
-            return new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, HangfirePostgresOptions), HangfirePostgresOptions);
+            var storage = HangfirePostgresOptions(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.HangfireLongPolling);
+            return new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, storage), storage);
         });
         services.AddHangfire((sp, cfg) => cfg
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
@@ -109,11 +110,13 @@ public static class JobsServiceCollectionExtensions
     }
 
     // Sliding invisibility: a long stage keeps its job fetched instead of being re-delivered after 30 minutes (DESIGN.md).
-    private static readonly PostgreSqlStorageOptions HangfirePostgresOptions = new()
+    // Long polling (LISTEN/NOTIFY) wakes an idle worker at once; the queue poll is the backstop for a missed notification.
+    private static PostgreSqlStorageOptions HangfirePostgresOptions(bool longPolling) => new()
     {
         SchemaName = "hangfire",
         PrepareSchemaIfNecessary = true,
         UseSlidingInvisibilityTimeout = true,
         QueuePollInterval = TimeSpan.FromSeconds(1),
+        EnableLongPolling = longPolling,
     };
 }
