@@ -56,7 +56,7 @@ public static class ModelsCommands
             var layer = model.Layers[i];
             var l = spec.Layers[i];
             var outSize = layer.OutputSize(size);
-            var feedback = string.Join(", ", spec.Feedback.Where(f => f.To == l.Name).Select(f => f.From));
+            var feedback = string.Join(", ", spec.ActiveFeedback.Where(f => f.To == l.Name).Select(f => f.From));
             Console.WriteLine($"{l.Name,-14} {l.Kind.ToString().ToLowerInvariant(),-6} {$"{channels}×{size}×{size}",16} {$"{layer.OutChannels}×{outSize}×{outSize}",16} {layer.CellType.ToString().ToLowerInvariant(),-18} {ModelStats.Parameters(layer),12:N0}  {feedback}");
             (size, channels) = (outSize, layer.OutChannels);
         }

@@ -60,6 +60,11 @@ public sealed class Reconciler(
         foreach (var runId in runs) repaired += await engine.PromoteReadyAsync(runId, ct);
         // A search whose trial ended just before a crash records it and proposes the next here.
         repaired += await engine.Searches.AdvanceAllAsync(ct);
+        // A run whose last stage ended in a process that died before recording the run's status.
+        var unfinished = await db.Runs.Where(r => r.Status == RunStatus.Running || r.Status == RunStatus.Pending)
+            .Where(r => !db.Stages.Any(s => s.RunId == r.Id && s.TrialId == null && (s.Status == StageStatus.Queued || s.Status == StageStatus.Running || s.Status == StageStatus.Pending)))
+            .Select(r => r.Id).ToListAsync(ct);
+        foreach (var runId in unfinished) await engine.RefreshRunStatusAsync(runId, ct);
         return repaired;
     }
 

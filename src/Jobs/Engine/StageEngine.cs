@@ -351,28 +351,45 @@ public sealed class StageEngine(
         }
     }
 
-    /// <summary>Derives the run's status from its stages and records it (and the finish time when it ends).</summary>
+    /// <summary>
+    /// Derives the run's status from its stages and records it (and the finish time when it ends). Serialised per run
+    /// (an advisory lock across processes, a semaphore within one): two stages ending at once each refresh, and without
+    /// it the one that read the stages first could write its older answer last, leaving a finished run "running".
+    /// </summary>
     public async Task RefreshRunStatusAsync(long runId, CancellationToken ct = default)
     {
         // Every stage transition comes here: the moment a trial ends, its search records it and proposes the next.
         await Searches.AdvanceRunAsync(runId, ct);
-        await using var db = await dbs.CreateDbContextAsync(ct);
-        // Trials count through their search: a failed or pruned trial does not fail the run, its search decides.
-        var statuses = await db.Stages.Where(s => s.RunId == runId && s.TrialId == null).Select(s => s.Status).ToListAsync(ct);
-        var status = statuses switch
+        await RunStatusGate.WaitAsync(ct);
+        try
         {
-            _ when statuses.All(StageStatuses.IsDone) => RunStatus.Succeeded,
-            _ when statuses.Any(s => s is StageStatus.Queued or StageStatus.Running) => RunStatus.Running,
-            _ when statuses.Any(s => s is StageStatus.Pending) && statuses.Any(s => s is not StageStatus.Pending) => RunStatus.Running,
-            _ when statuses.All(s => s is StageStatus.Pending) => RunStatus.Pending,
-            _ when statuses.Any(s => s is StageStatus.Failed) => RunStatus.Failed,
-            _ when statuses.Any(s => s is StageStatus.Cancelled) => RunStatus.Cancelled,
-            _ => RunStatus.Failed,
-        };
-        var finished = status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled ? DateTime.UtcNow : (DateTime?)null;
-        await db.Runs.Where(r => r.Id == runId && r.Status != status)
-            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, status).SetProperty(r => r.FinishedAt, finished), ct);
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await RunStoreLocks.LockAsync(db, $"2a40{runId:x12}", ct);
+            // Trials count through their search: a failed or pruned trial does not fail the run, its search decides.
+            var statuses = await db.Stages.Where(s => s.RunId == runId && s.TrialId == null).Select(s => s.Status).ToListAsync(ct);
+            var status = statuses switch
+            {
+                _ when statuses.All(StageStatuses.IsDone) => RunStatus.Succeeded,
+                _ when statuses.Any(s => s is StageStatus.Queued or StageStatus.Running) => RunStatus.Running,
+                _ when statuses.Any(s => s is StageStatus.Pending) && statuses.Any(s => s is not StageStatus.Pending) => RunStatus.Running,
+                _ when statuses.All(s => s is StageStatus.Pending) => RunStatus.Pending,
+                _ when statuses.Any(s => s is StageStatus.Failed) => RunStatus.Failed,
+                _ when statuses.Any(s => s is StageStatus.Cancelled) => RunStatus.Cancelled,
+                _ => RunStatus.Failed,
+            };
+            var finished = status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled ? DateTime.UtcNow : (DateTime?)null;
+            await db.Runs.Where(r => r.Id == runId && r.Status != status)
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, status).SetProperty(r => r.FinishedAt, finished), ct);
+            await tx.CommitAsync(ct);
+        }
+        finally
+        {
+            RunStatusGate.Release();
+        }
     }
+
+    private static readonly SemaphoreSlim RunStatusGate = new(1, 1);
 
     /// <summary>
     /// Moves a stage from <paramref name="from"/> to <paramref name="to"/> only if it is still in that state at that

@@ -24,7 +24,7 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     {
         Spec = spec;
         var names = spec.Layers.Select(l => l.Name).ToList();
-        _feedbackSources = [.. spec.Layers.Select(l => spec.Feedback.Where(f => f.To == l.Name).Select(f => names.IndexOf(f.From)).Order().ToArray())];
+        _feedbackSources = [.. spec.Layers.Select(l => spec.ActiveFeedback.Where(f => f.To == l.Name).Select(f => names.IndexOf(f.From)).Order().ToArray())];
         var outChannels = spec.Layers.Select(l => Scale(l.Out, spec.Width)).ToArray();
 
         _layers = new ConvRnnLayer[spec.Layers.Count];
@@ -68,7 +68,7 @@ public sealed class ConvRnnModel : nn.Module<Tensor, Tensor>, IVisionModel
     /// forward pass, so such a model runs for one step by default — T times cheaper to train and evaluate. An explicit
     /// T above 1 still unrolls it biologically (features over time for neural fits).
     /// </summary>
-    public bool IsFeedforward => Spec.Feedback.Count == 0 && Spec.Layers.All(l => (l.Cell?.Type ?? CellType.None) == CellType.None);
+    public bool IsFeedforward => !Spec.ActiveFeedback.Any() && Spec.Layers.All(l => (l.Cell?.Type ?? CellType.None) == CellType.None);
 
     /// <summary>The readout logits for a full unroll (T = <see cref="DefaultSteps"/>).</summary>
     public override Tensor forward(Tensor input) => Unroll(input).Readout;

@@ -19,7 +19,7 @@ public static class MinimalUnroll
         var index = spec.Layers.Select((l, i) => (l.Name, i)).ToDictionary(x => x.Name, x => x.i);
         var layers = spec.Layers.Count;
         var latest = layers + spec.Layers.Select(l => StateDelay(l.Cell?.Type ?? CellType.None)).DefaultIfEmpty(0).Max();
-        foreach (var f in spec.Feedback)
+        foreach (var f in spec.ActiveFeedback)
         {
             latest = Math.Max(latest, index[f.From] + 1 + (layers - index[f.To]));
         }

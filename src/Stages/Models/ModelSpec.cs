@@ -33,6 +33,10 @@ public sealed record ModelSpec
     public IReadOnlyList<LayerSpec> Layers { get; init; } = [];
     public IReadOnlyList<FeedbackSpec> Feedback { get; init; } = [];
 
+    /// <summary>The feedback edges the model has: those not <see cref="FeedbackSpec.Disabled"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IEnumerable<FeedbackSpec> ActiveFeedback => Feedback.Where(f => !f.Disabled);
+
     /// <summary>How every receiving layer convolves its (concatenated) feedback inputs.</summary>
     public FeedbackConvSpec FeedbackConv { get; init; } = new();
 
@@ -135,6 +139,13 @@ public sealed record FeedbackSpec
 {
     public required string From { get; init; }
     public required string To { get; init; }
+
+    /// <summary>
+    /// Declared but absent: the model has no such edge. A search switches edges on and off through it
+    /// (<c>model.spec.feedback[2].disabled</c>); left out of the JSON when false, so existing specs keep their form.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Disabled { get; init; }
 }
 
 public enum FeedbackEntry { Input, Out }

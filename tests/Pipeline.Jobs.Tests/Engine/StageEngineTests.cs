@@ -119,4 +119,23 @@ public class StageEngineTests
         Assert.Equal(RunStatus.Succeeded, run.Status);
         Assert.Equal(1, run.Stages[0].Attempt);
     }
+
+    [Fact]
+    public async Task The_reconciler_finishes_a_run_whose_stages_all_ended_but_whose_status_was_left_running()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var worker = await env.StartHostAsync(worker: true);
+        var runId = await PipelineTestEnvironment.LaunchAsync(worker, Specs.Probe(("only", "{}", [])));
+        await PipelineTestEnvironment.WaitForRunAsync(worker, runId, Timeout);
+        await using (var db = env.OpenDb())
+        {
+            // What a process dying between a stage's success and the run's refresh leaves (or a lost race of two refreshes).
+            await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(r => r.SetProperty(x => x.Status, RunStatus.Running).SetProperty(x => x.FinishedAt, (DateTime?)null));
+        }
+
+        var run = await PipelineTestEnvironment.WaitForRunAsync(worker, runId, Timeout);
+
+        Assert.Equal(RunStatus.Succeeded, run.Status);
+        Assert.NotNull(run.FinishedAt);
+    }
 }

@@ -150,6 +150,21 @@ public class ConvRnnModelTests
     }
 
     [Fact]
+    public void A_disabled_feedback_edge_is_absent_from_the_model_and_its_json_unchanged_when_enabled()
+    {
+        var median = ModelPresets.Load("rgc-median", inputSize: 64, classes: 10, width: 0.125);
+        var withoutFirst = median with { Feedback = [.. median.Feedback.Skip(1)] };
+        var disabledFirst = median with { Feedback = [median.Feedback[0] with { Disabled = true }, .. median.Feedback.Skip(1)] };
+
+        Assert.Equal(ModelFactory.CountParameters(withoutFirst), ModelFactory.CountParameters(disabledFirst));
+        Assert.True(ModelFactory.CountParameters(median) > ModelFactory.CountParameters(disabledFirst));
+        // conv8 → conv5 was the longest feedback path: without it the minimal unroll is shorter.
+        Assert.Equal(MinimalUnroll.Steps(withoutFirst), MinimalUnroll.Steps(disabledFirst));
+        Assert.DoesNotContain("disabled", System.Text.Json.JsonSerializer.Serialize(median, PipelineJson.Options), StringComparison.Ordinal);
+        Assert.Contains("\"disabled\": true", System.Text.Json.JsonSerializer.Serialize(disabledFirst, PipelineJson.Options), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_model_and_outputs()
     {
         using var scope = NewDisposeScope();
