@@ -157,4 +157,28 @@ public class SearchRunTests
         Assert.Equal(8, leaderboard.Summary!["completed"]!.GetValue<int>());
         Assert.Equal(Math.Round(trials.Max(t => t.Objective!.Value), 4), leaderboard.Summary["best_objective"]!.GetValue<double>());
     }
+
+    [Fact]
+    public async Task The_same_seed_and_order_of_results_propose_the_same_trials_past_tpe_start_up_and_another_seed_does_not()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var host = await env.StartHostAsync(worker: true);
+        // One trial at a time: results arrive in proposal order. 12 trials: the last two are proposed by TPE proper.
+        string Search(int seed) => Spec(Probe("{}", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 }, "note": { "kind": "choice", "values": ["a", "b", "c"] } }""",
+            $$""", "strategy": "tpe", "seed": {{seed}}, "budget": 12, "parallel": 1"""));
+
+        var first = await PipelineTestEnvironment.LaunchAsync(host, Search(7));
+        await PipelineTestEnvironment.WaitForRunAsync(host, first, Timeout);
+        var again = await PipelineTestEnvironment.LaunchAsync(host, Search(7));
+        await PipelineTestEnvironment.WaitForRunAsync(host, again, Timeout);
+        var other = await PipelineTestEnvironment.LaunchAsync(host, Search(8));
+        await PipelineTestEnvironment.WaitForRunAsync(host, other, Timeout);
+
+        var a = (await TrialsAsync(env, first)).Select(t => t.AssignmentJson).ToList();
+        var b = (await TrialsAsync(env, again)).Select(t => t.AssignmentJson).ToList();
+        var c = (await TrialsAsync(env, other)).Select(t => t.AssignmentJson).ToList();
+        Assert.Equal(12, a.Count);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a[10..], c[10..]);
+    }
 }
