@@ -366,12 +366,14 @@ public sealed class StageEngine(
             await using var db = await dbs.CreateDbContextAsync(ct);
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             await RunStoreLocks.LockAsync(db, $"2a40{runId:x12}", ct);
-            // Trials count through their search: a failed or pruned trial does not fail the run, its search decides.
-            var statuses = await db.Stages.Where(s => s.RunId == runId && s.TrialId == null).Select(s => s.Status).ToListAsync(ct);
+            // Trials count through their search: a failed or pruned trial does not fail the run, its search decides; but
+            // a trial still running (a cancelled one winding down) keeps the run running.
+            var stages = await db.Stages.Where(s => s.RunId == runId).Select(s => new { s.Status, Trial = s.TrialId != null }).ToListAsync(ct);
+            var statuses = stages.Where(s => !s.Trial).Select(s => s.Status).ToList();
             var status = statuses switch
             {
                 _ when statuses.All(StageStatuses.IsDone) => RunStatus.Succeeded,
-                _ when statuses.Any(s => s is StageStatus.Queued or StageStatus.Running) => RunStatus.Running,
+                _ when stages.Any(s => s.Status is StageStatus.Queued or StageStatus.Running) => RunStatus.Running,
                 _ when statuses.Any(s => s is StageStatus.Pending) && statuses.Any(s => s is not StageStatus.Pending) => RunStatus.Running,
                 _ when statuses.All(s => s is StageStatus.Pending) => RunStatus.Pending,
                 _ when statuses.Any(s => s is StageStatus.Failed) => RunStatus.Failed,

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Pipeline.Jobs.RunStore;
@@ -180,5 +181,26 @@ public class SearchRunTests
         Assert.Equal(12, a.Count);
         Assert.Equal(a, b);
         Assert.NotEqual(a[10..], c[10..]);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_run_mid_search_cancels_the_search_its_running_trials_and_the_leaderboard()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var host = await env.StartHostAsync(worker: true, settings: new Dictionary<string, string?> { ["Pipeline:WorkerCount"] = "2" });
+        var runId = await PipelineTestEnvironment.LaunchAsync(host, Spec(Probe("{ \"seconds\": 30 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
+            """, "strategy": "random", "budget": 6, "parallel": 2"""), after: "leaderboard"));
+        await PipelineTestEnvironment.WaitUntilAsync(host, runId,
+            r => r.Stages.Count(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Running) == 2, Timeout, "run two trials");
+
+        await host.Services.GetRequiredService<Pipeline.Jobs.Engine.StageEngine>().CancelRunAsync(runId);
+        var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
+
+        Assert.Equal(RunStatus.Cancelled, run.Status);
+        Assert.Equal(StageStatus.Cancelled, run.Stages.Single(s => s.Name == "search").Status);
+        Assert.All(run.Stages.Where(s => s.Name.StartsWith("search-t", StringComparison.Ordinal)), s => Assert.Equal(StageStatus.Cancelled, s.Status));
+        Assert.Equal(2, run.Stages.Count(s => s.Name.StartsWith("search-t", StringComparison.Ordinal)));
+        Assert.Contains(run.Stages.Single(s => s.Name == "after").Status, new[] { StageStatus.Cancelled, StageStatus.Blocked });
+        Assert.All(await TrialsAsync(env, runId), t => Assert.Equal(SearchTrialStatus.Cancelled, t.Status));
     }
 }
