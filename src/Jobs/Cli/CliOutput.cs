@@ -49,6 +49,7 @@ public static class CliOutput
             view.Stages.Select(s => (IReadOnlyList<string>)[s.Stage, s.Kind, s.Status.ToString().ToLowerInvariant(),
                 s.Headlines.Count == 0 ? "—" : string.Join(" · ", s.Headlines.Select(h => h.Text))]));
         foreach (var s in view.Stages.Where(s => s.Error is not null)) w.WriteLine($"  {s.Stage}: {FirstLine(s.Error!)}");
+        foreach (var (stage, board) in view.Leaderboards) PrintLeaderboard(w, stage, board);
         if (view.Status is RunStatus.Failed or RunStatus.Cancelled) w.WriteLine($"Continue it with 'pipeline runs retry {view.RunId} --wait' once the cause is fixed.");
 
         var withFiles = view.Stages.Where(s => s.Files.Count > 0 || s.Elsewhere.Count > 0 || s.Notes.Count > 0).ToList();
@@ -75,6 +76,30 @@ public static class CliOutput
             w.WriteLine($"The rest: 'pipeline artifacts list {view.RunId}', then 'pipeline artifacts get {view.RunId} NAME [--out PATH]'.");
         }
     }
+
+    /// <summary>How many trials `run --wait` lists of a leaderboard (all of them are in its leaderboard.csv).</summary>
+    public const int LeaderboardRows = 10;
+
+    private static void PrintLeaderboard(TextWriter w, string stage, Stages.Sweeps.Leaderboard board)
+    {
+        var o = board.Objective;
+        w.WriteLine();
+        w.WriteLine($"{stage}: search '{board.Search}' ({board.Strategy}), {o.Direction} {o.Metric} of {o.Of}; " +
+                    string.Join(", ", board.Counts.Where(c => c.Value > 0).Select(c => $"{c.Value} {c.Key}")) +
+                    (board.Rows.Count > LeaderboardRows ? $"; the best {LeaderboardRows} of {board.Rows.Count}" : ""));
+        WriteTable(w, "  ", ["rank", "trial", "status", o.Metric, "parameters", .. board.Searched],
+            board.Rows.Take(LeaderboardRows).Select(r => (IReadOnlyList<string>)[
+                r.Rank?.ToString(CultureInfo.InvariantCulture) ?? "—", r.Trial.ToString(CultureInfo.InvariantCulture),
+                r.Status + (r.PrunedAtStep is { } at ? $" at {at}" : ""),
+                r.Objective is { } v && double.IsFinite(v) ? Headlines.Metric(o.Metric, v) : "—",
+                r.Parameters is { } n ? Headlines.Compact(n) : "—",
+                .. board.Searched.Select(path => r.Assignment.TryGetPropertyValue(path, out var value) ? Shown(value) : "—")]));
+    }
+
+    private static string Shown(System.Text.Json.Nodes.JsonNode? value) =>
+        value is System.Text.Json.Nodes.JsonValue v && v.GetValueKind() == JsonValueKind.Number
+            ? v.GetValue<double>().ToString("G4", CultureInfo.InvariantCulture)
+            : value is System.Text.Json.Nodes.JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : value?.ToJsonString() ?? "—";
 
     /// <summary>`runs list`: one row per run with its headline figure and the overrides it was launched with.</summary>
     public static void PrintRunList(IReadOnlyList<RunSummary> runs, TextWriter? output = null)

@@ -80,12 +80,13 @@ public static class Commands
         var set = new Option<string[]>("--set") { Description = "Override a RunSpec field: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = false };
         var wait = new Option<bool>("--wait") { Description = "Wait for the run to finish (embedded mode runs it in this process)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Run every stage even when a cached result exists" };
-        var workers = new Option<int?>("--workers") { Description = "With --wait in embedded mode: stages run at once in this process (e.g. a search's parallel trials); default Pipeline:WorkerCount (1)" };
+        var workers = new Option<int?>("--workers") { Description = "With --wait in embedded mode: stages run at once in this process; default the RunSpec's largest search parallel, else Pipeline:WorkerCount (1)" };
         var cmd = new Command("run", "Launch a run from a preset or RunSpec file") { preset, set, wait, noCache, workers, JsonOption };
         cmd.SetAction(async (p, ct) =>
         {
             var mode = ModeOf();
-            var settings = p.GetValue(workers) is { } n ? new Dictionary<string, string?> { ["Pipeline:WorkerCount"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture) } : null;
+            var slots = p.GetValue(workers) ?? (p.GetValue(wait) && mode.EmbeddedDatabase ? await SearchSlotsAsync(p.GetValue(preset)!, p.GetValue(set), ct) : null);
+            var settings = slots is { } n ? new Dictionary<string, string?> { ["Pipeline:WorkerCount"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture) } : null;
             using var host = PipelineHost.Build(worker: p.GetValue(wait) && mode.EmbeddedDatabase, settings, schedules: false);
             await host.StartAsync(ct);
             try
@@ -306,6 +307,17 @@ public static class Commands
         var host = PipelineHost.Build(worker: false);
         await host.StartAsync(ct);
         return host;
+    }
+
+    /// <summary>An embedded `run --wait` of a RunSpec with a search runs its <c>parallel</c> trials at once, unless the configuration allows more.</summary>
+    private static async Task<int?> SearchSlotsAsync(string preset, string[]? overrides, CancellationToken ct)
+    {
+        using var probe = PipelineHost.Build(worker: false);
+        var parallel = await probe.Services.GetRequiredService<RunLauncher>().SearchParallelismAsync(preset, overrides, ct);
+        var configured = probe.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PipelineOptions>>().Value.WorkerCount;
+        if (parallel <= configured) return null;
+        Console.WriteLine($"Running {parallel} stages at once in this process: the search's parallel trials (--workers sets another number).");
+        return parallel;
     }
 
     internal static PipelineMode ModeOf()

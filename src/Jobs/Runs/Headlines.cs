@@ -161,7 +161,7 @@ public static class Headlines
     private static IEnumerable<Headline> Leaderboard(JsonObject f)
     {
         var metric = Text(f, "metric") ?? "objective";
-        string Show(double v) => LooksLikeFraction(metric) && v is >= 0 and <= 1 ? Percent(v) : Plain(v);
+        string Show(double v) => Metric(metric, v);
         if (Number(f, "best_objective") is { } best)
             yield return new("best_objective", $"best {metric} {Show(best)}{(Number(f, "best_trial") is { } t ? $" (trial {Count(t)})" : "")}", best);
         if (Number(f, "worst_objective") is { } worst) yield return new("worst_objective", $"worst {Show(worst)}", worst);
@@ -184,6 +184,9 @@ public static class Headlines
             else if (Bool(f, key) is { } b) yield return new(key, $"{key} {(b ? "yes" : "no")}");
         }
     }
+
+    /// <summary>A metric's value as printed: accuracies (top1, top5, …) as percentages, anything else as a plain number.</summary>
+    public static string Metric(string name, double value) => LooksLikeFraction(name) && value is >= 0 and <= 1 ? Percent(value) : Plain(value);
 
     private static bool LooksLikeFraction(string key) =>
         key.Contains("top1", StringComparison.Ordinal) || key.Contains("top5", StringComparison.Ordinal) || key.Contains("accuracy", StringComparison.Ordinal);

@@ -37,6 +37,23 @@ public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> op
         return Load(specJson, preset, overrides?.ToList() ?? [], dataRoots).Plan.Count;
     }
 
+    /// <summary>
+    /// The most trials the RunSpec's searches run at once (their largest <c>parallel</c>), 0 without a search or when
+    /// the RunSpec does not load (the launch then reports why): what an embedded `run --wait` sizes its worker by.
+    /// </summary>
+    public async Task<int> SearchParallelismAsync(string presetOrPath, IEnumerable<string>? overrides, CancellationToken ct = default)
+    {
+        try
+        {
+            var (json, preset) = await ReadPresetAsync(presetOrPath, allowPaths: true, ct);
+            return Load(json, preset, overrides?.ToList() ?? [], null).Plan.Select(p => p.Params).OfType<Search.SearchParams>().Select(s => s.Parallel).DefaultIfEmpty(0).Max();
+        }
+        catch (RunSpecException)
+        {
+            return 0;
+        }
+    }
+
     private async Task<(string Json, string Preset)> ReadPresetAsync(string presetOrPath, bool allowPaths, CancellationToken ct)
     {
         var path = Presets.Resolve(presetOrPath, options.Value.PresetsFolder, allowPaths);

@@ -1,13 +1,20 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Pipeline.Jobs.Configuration;
 using Pipeline.Jobs.RunStore;
+using Pipeline.Stages;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Stages.Sweeps;
 
 namespace Pipeline.Jobs.Runs;
 
 /// <summary>What a run produced, as a user opens it: each stage's headline figures and files on this machine.
 /// <c>CopiedTo</c> is the local folder the results were copied into when the store is remote (null for the filesystem store).</summary>
-public sealed record RunResultsView(long RunId, string Name, string? Preset, RunStatus Status, string StoreKind, string? CopiedTo, IReadOnlyList<StageResults> Stages);
+public sealed record RunResultsView(long RunId, string Name, string? Preset, RunStatus Status, string StoreKind, string? CopiedTo, IReadOnlyList<StageResults> Stages)
+{
+    /// <summary>The leaderboards of the run's searches, by leaderboard stage name (read from their leaderboard.json).</summary>
+    public IReadOnlyList<(string Stage, Leaderboard Board)> Leaderboards { get; init; } = [];
+}
 
 /// <summary>
 /// One stage's results. <c>Files</c> are absolute local paths a user can open (figures and small result files);
@@ -55,7 +62,27 @@ public sealed class RunResults(IArtifactStore store, PipelineMode mode)
         {
             stages.Add(local is not null ? await OnDiskAsync(local, stage, ct) : await CopiedAsync(run.Id, stage, ct));
         }
-        return new RunResultsView(run.Id, run.Name, run.Preset, run.Status, store.Kind, local is null ? CopyFolder(run.Id) : null, stages);
+        var boards = new List<(string, Leaderboard)>();
+        foreach (var stage in run.Stages.Where(s => s.Kind == "leaderboard" && StageStatuses.IsDone(s.Status)))
+        {
+            if (await LeaderboardAsync(stage, ct) is { } board) boards.Add((stage.Name, board));
+        }
+        return new RunResultsView(run.Id, run.Name, run.Preset, run.Status, store.Kind, local is null ? CopyFolder(run.Id) : null, stages) { Leaderboards = boards };
+    }
+
+    /// <summary>A leaderboard stage's leaderboard.json; null when it is missing or unreadable (the files are listed anyway).</summary>
+    private async Task<Leaderboard?> LeaderboardAsync(StageDetail stage, CancellationToken ct)
+    {
+        if (stage.Artifacts.FirstOrDefault(a => a.Path.EndsWith("/" + LeaderboardHandler.JsonFile, StringComparison.Ordinal)) is not { } file) return null;
+        try
+        {
+            await using var s = await store.OpenReadAsync(file.Path, file.Sha256, ct);
+            return await JsonSerializer.DeserializeAsync<Leaderboard>(s, PipelineJson.Options, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A stage's facts: its summary and, when it wrote one, its metrics.json (read from the store; unreadable → summary only).</summary>

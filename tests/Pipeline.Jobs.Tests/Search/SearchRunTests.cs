@@ -49,7 +49,7 @@ public class SearchRunTests
         await using var env = await PipelineTestEnvironment.CreateAsync();
         var host = await env.StartHostAsync(worker: true, settings: new Dictionary<string, string?> { ["Pipeline:WorkerCount"] = "4" });
         var spec = Spec(Probe("{ \"seconds\": 0.3 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
-            """, "strategy": "random", "seed": 3, "budget": 6, "parallel": 2"""));
+            """, "strategy": "random", "seed": 3, "budget": 6, "parallel": 2"""), after: "leaderboard");
 
         var runId = await PipelineTestEnvironment.LaunchAsync(host, spec);
         var run = await PipelineTestEnvironment.WaitForRunAsync(host, runId, Timeout);
@@ -70,6 +70,13 @@ public class SearchRunTests
         Assert.Equal(6, search.Summary!["completed"]!.GetValue<int>());
         Assert.Equal(trials.Max(t => t.Objective!.Value), search.Summary["best_objective"]!.GetValue<double>(), 6);
         Assert.Single(search.Artifacts, a => a.Path.EndsWith("/trials.json", StringComparison.Ordinal));
+        // `run --wait` ends with the leaderboard's rows, best first.
+        using var printed = new StringWriter();
+        Pipeline.Jobs.Cli.CliOutput.PrintResults(await host.Services.GetRequiredService<Pipeline.Jobs.Runs.RunResults>().CollectAsync(run), printed);
+        var lines = printed.ToString().Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("after: search 'search' (random), maximize objective of train; 6 completed", StringComparison.Ordinal));
+        var best = trials.MaxBy(t => t.Objective)!;
+        Assert.Matches($@"^  1 +{best.Number} +completed +{System.Text.RegularExpressions.Regex.Escape(Pipeline.Jobs.Runs.Headlines.Metric("objective", best.Objective!.Value))}", lines.First(l => l.StartsWith("  1 ", StringComparison.Ordinal)));
     }
 
     [Fact]
