@@ -267,17 +267,7 @@ public sealed class SearchCoordinator(IDbContextFactory<RunStoreContext> dbs, IA
         var bytes = JsonSerializer.SerializeToUtf8Bytes(record, PipelineJson.Options);
         var info = await store.PutAsync(path, new MemoryStream(bytes, writable: false), ArtifactPaths.MediaTypeFor(path), ct);
         await db.Artifacts.Where(a => a.StageId == search.Id).ExecuteDeleteAsync(ct);
-        db.Artifacts.Add(new ArtifactRecord
-        {
-            RunId = search.RunId,
-            StageId = search.Id,
-            Path = info.Path,
-            Uri = info.Uri.ToString(),
-            Bytes = info.Bytes,
-            Sha256 = info.Sha256,
-            MediaType = info.MediaType,
-            CreatedAt = DateTime.UtcNow,
-        });
+        db.Artifacts.Add(ArtifactRecord.Of(search, info, DateTime.UtcNow));
         await db.SaveChangesAsync(ct);
 
         var completed = trials.Where(t => t.Status == SearchTrialStatus.Completed && t.Objective is not null).ToList();

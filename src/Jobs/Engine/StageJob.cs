@@ -415,17 +415,7 @@ public sealed class StageJob(
         await using var db = await dbs.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var now = DateTime.UtcNow;
-        db.Artifacts.AddRange(result.Artifacts.Select(a => new ArtifactRecord
-        {
-            RunId = stage.RunId,
-            StageId = stage.Id,
-            Path = a.Path,
-            Uri = a.Uri.ToString(),
-            Bytes = a.Bytes,
-            Sha256 = a.Sha256,
-            MediaType = a.MediaType,
-            CreatedAt = now,
-        }));
+        db.Artifacts.AddRange(result.Artifacts.Select(a => ArtifactRecord.Of(stage, a, now)));
         await db.SaveChangesAsync(ct);
         var summary = result.Summary?.ToJsonString();
         if (!await StageEngine.TryTransitionAsync(db, stage.Id, attempt, StageStatus.Running, StageStatus.Succeeded, "succeeded",

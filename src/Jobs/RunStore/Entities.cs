@@ -122,6 +122,19 @@ public sealed class ArtifactRecord
     public required string Sha256 { get; set; }
     public required string MediaType { get; set; }
     public DateTime CreatedAt { get; set; }
+
+    /// <summary>The record of an artifact a stage wrote to the store.</summary>
+    public static ArtifactRecord Of(Stage stage, Pipeline.Stages.Artifacts.ArtifactInfo info, DateTime at) => new()
+    {
+        RunId = stage.RunId,
+        StageId = stage.Id,
+        Path = info.Path,
+        Uri = info.Uri.ToString(),
+        Bytes = info.Bytes,
+        Sha256 = info.Sha256,
+        MediaType = info.MediaType,
+        CreatedAt = at,
+    };
 }
 
 /// <summary>What a schedule does with the firings it missed while no Hangfire server ran (Hangfire's misfire handling).</summary>
