@@ -76,6 +76,7 @@ public static class JobsServiceCollectionExtensions
         services.AddSingleton<StageEngine>();
         services.AddScoped<StageJob>();
         services.AddSingleton<RunQueries>();
+        services.AddSingleton<RunFeed>();
         services.AddSingleton<RunLauncher>();
         services.AddSingleton<RunResults>();
         services.AddSingleton<ScheduleMirror>();

@@ -38,6 +38,13 @@ public sealed class RunLauncher(StageEngine engine, IOptions<PipelineOptions> op
     }
 
     /// <summary>
+    /// What <see cref="CheckAsync"/> checks, and then the plan as a launch would run it: each stage with its dependencies and
+    /// whether its result would come from the cache. Throws the launch's <see cref="RunSpecException"/>.
+    /// </summary>
+    public Task<RunPreview> PreviewAsync(string? preset, string? specJson, IEnumerable<string>? overrides, DataRoots? dataRoots = null, CancellationToken ct = default) =>
+        throw new NotImplementedException();
+
+    /// <summary>
     /// The most trials the RunSpec's searches run at once (their largest <c>parallel</c>), 0 without a search or when
     /// the RunSpec does not load (the launch then reports why): what an embedded `run --wait` sizes its worker by.
     /// </summary>

@@ -41,6 +41,15 @@ public sealed class RunQueries(IDbContextFactory<RunStoreContext> dbs, IOptions<
             Headlines.OfRun(summaries[r.Id].Select(s => (s.Name, s.Kind, (JsonObject?)Headlines.Facts(ParseOrNull(s.SummaryJson)))))))];
     }
 
+    /// <summary>One page of runs for the dashboard, filtered and sorted in the database (hundreds of runs stay fast).</summary>
+    public Task<RunPage> PageAsync(RunListQuery query, CancellationToken ct = default) => throw new NotImplementedException();
+
+    /// <summary>Each metric of a stage as a series of at most <paramref name="maxPoints"/> points, downsampled on the server.</summary>
+    public Task<IReadOnlyList<MetricSeries>> MetricSeriesAsync(long stageId, int maxPoints = 500, CancellationToken ct = default) => throw new NotImplementedException();
+
+    /// <summary>The last <paramref name="max"/> stored log lines of a stage's attempt (null: its current attempt), oldest first.</summary>
+    public Task<IReadOnlyList<LogLineView>> LogTailAsync(long stageId, int? attempt = null, int max = 500, CancellationToken ct = default) => throw new NotImplementedException();
+
     /// <summary>One artifact record by id (downloads), or null.</summary>
     public async Task<ArtifactView?> GetArtifactAsync(long artifactId, CancellationToken ct = default)
     {
