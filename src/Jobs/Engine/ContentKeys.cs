@@ -7,6 +7,11 @@ namespace Pipeline.Jobs.Engine;
 /// <summary>The one hashing rule for caching: hash(kind, stage code version, canonical params, input artifact hashes).</summary>
 public static class ContentKeys
 {
+    /// <summary>A planned or stored stage's key: its kind's version, canonical params, inputs, and fingerprint of external inputs.</summary>
+    public static string For(RunSpecs.StageKind kind, Pipeline.Stages.Execution.IStageParams parameters, string canonicalParams,
+        IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> inputs) =>
+        Compute(kind.Kind, kind.Version, canonicalParams, inputs, (parameters as Pipeline.Stages.Execution.IExternalInputs)?.FingerprintExternalInputs());
+
     public static string Compute(string kind, int version, string canonicalParams, IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>> inputs,
         string? externalInputs = null)
     {

@@ -7,14 +7,15 @@ namespace Pipeline.Jobs.Engine;
 
 /// <summary>
 /// Wraps every stage request: puts RunId/StageId/StageName/Attempt into the log context for everything the handler
-/// logs, logs start and end, reports progress 0 and 1, and records the stage's wall time as a metric.
+/// logs, logs start and end (through the stage's own logger, so the lines are in its stored log too), reports progress
+/// 0 and 1, and records the stage's wall time as a metric.
 /// </summary>
-public sealed class StageLoggingBehavior<TMessage, TResponse>(ILogger<StageLoggingBehavior<TMessage, TResponse>> log)
-    : IPipelineBehavior<TMessage, TResponse> where TMessage : notnull, IMessage
+public sealed class StageLoggingBehavior<TMessage, TResponse> : IPipelineBehavior<TMessage, TResponse> where TMessage : notnull, IMessage
 {
     public async ValueTask<TResponse> Handle(TMessage message, MessageHandlerDelegate<TMessage, TResponse> next, CancellationToken cancellationToken)
     {
         if (message is not IStageRequest { Context: var ctx }) return await next(message, cancellationToken);
+        var log = ctx.Logger;
         using var scope = log.BeginScope(new Dictionary<string, object>
         {
             ["RunId"] = ctx.RunId,

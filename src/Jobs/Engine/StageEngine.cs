@@ -32,7 +32,7 @@ public sealed class StageEngine(
     public SearchCoordinator Searches => _searches ??= new SearchCoordinator(dbs, store, this, log);
 
     public async Task<long> LaunchAsync(RunSpec spec, IReadOnlyList<PlannedStage> plan, string specJson, string? preset = null,
-        bool noCache = false, long? scheduleId = null, IReadOnlyList<string>? overrides = null, CancellationToken ct = default)
+        bool noCache = false, long? scheduleId = null, IReadOnlyList<string>? overrides = null, IReadOnlySet<string>? fresh = null, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
@@ -55,6 +55,7 @@ public sealed class StageEngine(
                 Kind = p.Kind.Kind,
                 Queue = p.Kind.Queue,
                 ParamsJson = p.CanonicalParams,
+                NoCache = fresh?.Contains(p.Name) ?? false,
                 CreatedAt = now,
                 History = [new StageTransition { To = StageStatus.Pending, At = now, Attempt = 1, Reason = "run created" }],
             };
@@ -216,14 +217,16 @@ public sealed class StageEngine(
         return history.Skip(history.FindLastIndex(r => r == RetryRequested) + 1).Count(r => r.StartsWith(reasonPrefix, StringComparison.Ordinal));
     }
 
-    /// <summary>The stage and every finished stage after it back to Pending as new attempts, their artifact records dropped.</summary>
+    /// <summary>The stage and every finished stage after it back to Pending as new attempts, their artifact records (not their logs) dropped.</summary>
     private async Task ResetAsync(RunStoreContext db, Stage stage, string reason, CancellationToken ct)
     {
         foreach (var s in new[] { stage }.Concat(await DependentsAsync(db, stage.Id, ct)))
         {
             if (!StageStatuses.IsTerminal(s.Status)) continue;
             await using var tx = await db.Database.BeginTransactionAsync(ct);
-            await db.Artifacts.Where(a => a.StageId == s.Id).ExecuteDeleteAsync(ct);
+            // The attempt logs stay: a retried stage keeps the log of the attempt that failed.
+            var logs = ArtifactPaths.LogFolder(s.RunId);
+            await db.Artifacts.Where(a => a.StageId == s.Id && !a.Path.StartsWith(logs)).ExecuteDeleteAsync(ct);
             if (await TryTransitionAsync(db, s.Id, s.Attempt, s.Status, StageStatus.Pending, s.Id == stage.Id ? reason : $"'{stage.Name}' re-runs ({reason})",
                     x => x.SetProperty(y => y.Attempt, y => y.Attempt + 1).SetProperty(y => y.Error, (string?)null).SetProperty(y => y.CachedFromStageId, (long?)null)
                           .SetProperty(y => y.SummaryJson, (string?)null).SetProperty(y => y.CancelRequested, false).SetProperty(y => y.Progress, 0)

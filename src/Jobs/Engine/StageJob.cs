@@ -61,8 +61,8 @@ public sealed class StageJob(
         {
             kind = StageCatalog.Get(stage.Kind);
             parameters = kind.DeserializeParams(JsonDocument.Parse(stage.ParamsJson).RootElement);
-            inputs = await LoadInputsAsync(stageId, cancellationToken);
-            key = ContentKeys.Compute(kind.Kind, kind.Version, stage.ParamsJson, inputs, (parameters as IExternalInputs)?.FingerprintExternalInputs());
+            inputs = await LoadInputsAsync(stageId, stage.RunId, cancellationToken);
+            key = ContentKeys.For(kind, parameters, stage.ParamsJson, inputs);
             if (await DeferToTwinAsync(stage, key, cancellationToken)) return;
             if (await TryReuseCachedAsync(stage, key, cancellationToken)) return;
         }
@@ -77,6 +77,8 @@ public sealed class StageJob(
         // Attempt-scoped, and unique per delivery: a replaced attempt never shares local files with its successor.
         var scratch = Path.Combine(mode.DataFolder, "scratch", $"{stageId}-{attempt}-{Guid.NewGuid():N}"[..32]);
         Directory.CreateDirectory(scratch);
+        await using var stageLog = new StageLog(dbs, loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType?.Name ?? kind.Kind}"), stage.RunId, stageId, stage.Name,
+            attempt, scratch);
         var context = new StageContext
         {
             RunId = stage.RunId,
@@ -88,7 +90,7 @@ public sealed class StageJob(
             StateFolder = ArtifactPaths.StateFolder(stage.Kind, key),
             Inputs = inputs,
             Progress = heartbeat,
-            Logger = loggers.CreateLogger($"Pipeline.Stages.{kind.RequestType?.Name ?? kind.Kind}"),
+            Logger = stageLog,
             ScratchFolder = scratch,
             Pruning = pruning,
         };
@@ -103,6 +105,9 @@ public sealed class StageJob(
         var outcome = await RunWithinGraceAsync(work, stop, stage, fence);
         await beatEnd.CancelAsync();
         var (stillOurs, cancelRequested) = await beating;
+        // Before the outcome is recorded, so a finished stage already lists its log (the failure is in it: the logging
+        // behaviour logs it through the stage's logger).
+        await stageLog.CompleteAsync(store, CancellationToken.None);
         try
         {
             await RecordOutcomeAsync(stage, attempt, context, fence, outcome, stillOurs, cancelRequested, worker, cancellationToken);
@@ -346,15 +351,17 @@ public sealed class StageJob(
         }
     }
 
-    private async Task<IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>> LoadInputsAsync(long stageId, CancellationToken ct)
+    private async Task<IReadOnlyDictionary<string, IReadOnlyList<ArtifactInfo>>> LoadInputsAsync(long stageId, long runId, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var deps = await db.StageDependencies.Where(d => d.StageId == stageId)
             .Select(d => new { d.DependsOnStageId, d.DependsOnStage!.Name }).ToListAsync(ct);
         var result = new Dictionary<string, IReadOnlyList<ArtifactInfo>>(StringComparer.Ordinal);
+        // A dependency's attempt logs are not its outputs: they differ between runs and would defeat the cache.
+        var logs = ArtifactPaths.LogFolder(runId);
         foreach (var d in deps)
         {
-            var records = await db.Artifacts.Where(a => a.StageId == d.DependsOnStageId).OrderBy(a => a.Path).ToListAsync(ct);
+            var records = await db.Artifacts.Where(a => a.StageId == d.DependsOnStageId && !a.Path.StartsWith(logs)).OrderBy(a => a.Path).ToListAsync(ct);
             result[d.Name] = [.. records.Select(r => new ArtifactInfo(r.Path, r.Bytes, r.Sha256, r.MediaType, new Uri(r.Uri)))];
         }
         return result;
@@ -364,13 +371,14 @@ public sealed class StageJob(
     private async Task<bool> TryReuseCachedAsync(Stage stage, string key, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        if (await db.Runs.Where(r => r.Id == stage.RunId).Select(r => r.NoCache).SingleAsync(ct)) return false;
+        if (stage.NoCache || await db.Runs.Where(r => r.Id == stage.RunId).Select(r => r.NoCache).SingleAsync(ct)) return false;
         var candidates = await db.Stages.AsNoTracking()
             .Where(s => s.ContentKey == key && s.Id != stage.Id && s.Status == StageStatus.Succeeded)
             .OrderByDescending(s => s.FinishedAt).Take(5).ToListAsync(ct);
         foreach (var source in candidates)
         {
-            var artifacts = await db.Artifacts.AsNoTracking().Where(a => a.StageId == source.Id).ToListAsync(ct);
+            var logs = ArtifactPaths.LogFolder(source.RunId);
+            var artifacts = await db.Artifacts.AsNoTracking().Where(a => a.StageId == source.Id && !a.Path.StartsWith(logs)).ToListAsync(ct);
             var intact = true;
             foreach (var a in artifacts)
             {

@@ -68,6 +68,9 @@ public sealed class Stage
     public string? JobId { get; set; }
     public bool CancelRequested { get; set; }
     public long? CachedFromStageId { get; set; }
+
+    /// <summary>Computed afresh even when a cached result exists: set on the stages of a "run again from this stage" run.</summary>
+    public bool NoCache { get; set; }
     public string? SummaryJson { get; set; }
     public string? Error { get; set; }
     public DateTime CreatedAt { get; set; }
@@ -107,6 +110,20 @@ public sealed class MetricPoint
     public long? Step { get; set; }
     public double Value { get; set; }
     public DateTime At { get; set; }
+}
+
+/// <summary>A line a stage attempt logged, kept as a bounded tail per attempt (<see cref="Engine.StageLog"/>) so it outlives the worker.</summary>
+public sealed class StageLogLine
+{
+    public long Id { get; set; }
+    public long RunId { get; set; }
+    public long StageId { get; set; }
+    public int Attempt { get; set; }
+    public DateTime At { get; set; }
+
+    /// <summary>As Microsoft.Extensions.Logging names it: Information, Warning, Error, …</summary>
+    public required string Level { get; set; }
+    public required string Message { get; set; }
 }
 
 public sealed class ArtifactRecord

@@ -10,6 +10,7 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
     public DbSet<StageDependency> StageDependencies => Set<StageDependency>();
     public DbSet<StageTransition> StageTransitions => Set<StageTransition>();
     public DbSet<MetricPoint> MetricPoints => Set<MetricPoint>();
+    public DbSet<StageLogLine> StageLogs => Set<StageLogLine>();
     public DbSet<ArtifactRecord> Artifacts => Set<ArtifactRecord>();
     public DbSet<Schedule> Schedules => Set<Schedule>();
     public DbSet<SearchTrial> SearchTrials => Set<SearchTrial>();
@@ -64,6 +65,13 @@ public sealed class RunStoreContext(DbContextOptions<RunStoreContext> options) :
         {
             e.ToTable("metric_points");
             e.HasIndex(m => new { m.StageId, m.Name });
+        });
+        modelBuilder.Entity<StageLogLine>(e =>
+        {
+            e.ToTable("stage_logs");
+            e.Property(l => l.Level).HasMaxLength(12);
+            e.HasIndex(l => new { l.StageId, l.Attempt, l.Id });
+            e.HasIndex(l => new { l.RunId, l.Id });
         });
         modelBuilder.Entity<ArtifactRecord>(e =>
         {

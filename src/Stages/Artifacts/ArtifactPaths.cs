@@ -11,6 +11,14 @@ public static class ArtifactPaths
 
     public static string StateFolder(string stageKind, string contentKey) => $"state/{stageKind}-{contentKey[..16]}/";
 
+    /// <summary>
+    /// Where a run's stage logs go (<c>runs/{runId}/logs/{stage}.attempt-{n}.log</c>): beside the stage folders, never an
+    /// input of a dependent stage and never deleted with a failed attempt's outputs.
+    /// </summary>
+    public static string LogFolder(long runId) => $"runs/{runId}/logs/";
+
+    public static string LogFile(long runId, string stageName, int attempt) => $"{LogFolder(runId)}{stageName}.attempt-{attempt}.log";
+
     /// <summary>Validates a store-relative path: no rooting, no '..', no backslashes, no empty segments.</summary>
     public static string Check(string path)
     {

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mediator;
+using Microsoft.Extensions.Logging;
 using Pipeline.Stages.Artifacts;
 using Pipeline.Stages.Execution;
 
@@ -87,6 +88,9 @@ public sealed class ProbeHandler : IRequestHandler<ProbeStage, StageResult>
         {
             if (perStep > TimeSpan.Zero) await Task.Delay(perStep, ct);
             ctx.Progress.Report((double)step / p.Steps, $"step {step}/{p.Steps}");
+            // A metric and a log line per step, like a training stage's: what the dashboard's live charts and log show.
+            ctx.Progress.Metric("curve", (p.Objective ?? 1) * step / p.Steps, step);
+            ctx.Logger.LogInformation("Probe {Stage} step {Step}/{Steps}", ctx.StageName, step, p.Steps);
             if (ctx.Pruning is not { } pruning || !pruning.Rungs.Contains(step) || p.Objective is not { } objective) continue;
             var value = objective * step / p.Steps;
             ctx.Progress.Metric("objective", value, step);

@@ -76,7 +76,8 @@ public class RunResultsTests
         await using var env = await PipelineTestEnvironment.CreateAsync();
         await UpgradesFromVersion1Async(() => env.OpenDb(), "ALTER TABLE pipeline.runs DROP COLUMN \"OverridesJson\"",
             "ALTER TABLE pipeline.schedules DROP COLUMN \"Preset\", DROP COLUMN \"OverridesJson\", DROP COLUMN \"Misfire\", ALTER COLUMN \"SpecJson\" SET NOT NULL",
-            "DROP TABLE pipeline.search_trials; DROP TABLE pipeline.trial_rungs; ALTER TABLE pipeline.stages DROP COLUMN \"TrialId\"");
+            "DROP TABLE pipeline.search_trials; DROP TABLE pipeline.trial_rungs; ALTER TABLE pipeline.stages DROP COLUMN \"TrialId\"; " +
+            "DROP TABLE pipeline.stage_logs; ALTER TABLE pipeline.stages DROP COLUMN \"NoCache\"");
     }
 
     [Fact]
@@ -88,7 +89,8 @@ public class RunResultsTests
             await UpgradesFromVersion1Async(() => new RunStoreContext(new DbContextOptionsBuilder<RunStoreContext>().UseSqlite($"Data Source={file}").Options),
                 "ALTER TABLE runs DROP COLUMN \"OverridesJson\"",
                 "ALTER TABLE schedules DROP COLUMN \"Preset\"; ALTER TABLE schedules DROP COLUMN \"OverridesJson\"; ALTER TABLE schedules DROP COLUMN \"Misfire\"",
-                "DROP TABLE search_trials; DROP TABLE trial_rungs; DROP INDEX \"IX_stages_TrialId\"; ALTER TABLE stages DROP COLUMN \"TrialId\"");
+                "DROP TABLE search_trials; DROP TABLE trial_rungs; DROP INDEX \"IX_stages_TrialId\"; ALTER TABLE stages DROP COLUMN \"TrialId\"; " +
+                "DROP TABLE stage_logs; ALTER TABLE stages DROP COLUMN \"NoCache\"");
         }
         finally
         {
