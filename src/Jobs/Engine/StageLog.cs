@@ -59,7 +59,12 @@ public sealed class StageLog : ILogger, IAsyncDisposable
         if (message.Length > MaxMessageChars) message = message[..MaxMessageChars] + " …";
         _pending.Enqueue(new StageLogLine
         {
-            RunId = _runId, StageId = _stageId, Attempt = _attempt, At = DateTime.UtcNow, Level = logLevel.ToString(), Message = message,
+            RunId = _runId,
+            StageId = _stageId,
+            Attempt = _attempt,
+            At = DateTime.UtcNow,
+            Level = logLevel.ToString(),
+            Message = message,
         });
     }
 
@@ -126,8 +131,14 @@ public sealed class StageLog : ILogger, IAsyncDisposable
             await using var db = await _dbs.CreateDbContextAsync(ct);
             db.Artifacts.Add(new ArtifactRecord
             {
-                RunId = _runId, StageId = _stageId, Path = info.Path, Uri = info.Uri.ToString(), Bytes = info.Bytes, Sha256 = info.Sha256,
-                MediaType = info.MediaType, CreatedAt = DateTime.UtcNow,
+                RunId = _runId,
+                StageId = _stageId,
+                Path = info.Path,
+                Uri = info.Uri.ToString(),
+                Bytes = info.Bytes,
+                Sha256 = info.Sha256,
+                MediaType = info.MediaType,
+                CreatedAt = DateTime.UtcNow,
             });
             await db.SaveChangesAsync(ct);
             return info;
