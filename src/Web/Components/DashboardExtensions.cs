@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Hosting.StaticWebAssets;
 using MudBlazor.Services;
 using Pipeline.Web.Access;
 
@@ -21,6 +22,9 @@ public static class DashboardExtensions
 
     public static WebApplication MapDashboard(this WebApplication app)
     {
+        // Run from a build output (`dotnet run`, no launch profile: Production), the packages' assets (MudBlazor, Plotly,
+        // blazor.web.js) are found through the build's static web assets manifest; a published app has none and serves wwwroot.
+        if (!app.Environment.IsDevelopment()) StaticWebAssetsLoader.UseStaticWebAssets(app.Environment, app.Configuration);
         app.UseAntiforgery();
         app.MapStaticAssets();
         app.MapRazorComponents<App>()
