@@ -4,6 +4,7 @@ using Pipeline.Jobs.Hosting;
 using Pipeline.Jobs.RunSpecs;
 using Pipeline.Web.Access;
 using Pipeline.Web.Api;
+using Pipeline.Web.Components;
 using Pipeline.Web.Health;
 using Serilog;
 using Pipeline.Jobs.Configuration;
@@ -30,6 +31,7 @@ public static class WebExtensions
         builder.Services.AddWebAccess(builder.Configuration);
         // Runs launched through the API read external data only under Pipeline:DataRoots (the CLI passes none).
         builder.Services.AddSingleton(sp => new DataRoots(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.EffectiveDataRoots));
+        builder.Services.AddDashboard();
         builder.Services.AddProblemDetails();
         builder.Services.AddHealthChecks()
             .AddCheck<RunStoreHealthCheck>("run-store")
@@ -58,6 +60,7 @@ public static class WebExtensions
         app.MapRunsApi();
         app.MapArtifactsApi();
         app.MapSchedulesApi();
+        app.MapDashboard();
         return app;
     }
 
