@@ -103,11 +103,12 @@ public sealed class StageJob(
         // On the thread pool: a handler that computes before its first await must not hold up the grace-period watch.
         var work = Task.Run(() => mediator.Send(kind.CreateRequest(parameters, context), stop.Token).AsTask(), CancellationToken.None);
         var outcome = await RunWithinGraceAsync(work, stop, stage, fence);
+        // Before the outcome is recorded, so a finished stage already lists its log (the failure is in it: the logging
+        // behaviour logs it through the stage's logger); while the heartbeat still beats, and bounded, so an unreachable
+        // store delays the outcome by seconds, not by its clients' retries.
+        using (var upload = new CancellationTokenSource(StageLog.UploadTimeout)) await stageLog.CompleteAsync(store, upload.Token);
         await beatEnd.CancelAsync();
         var (stillOurs, cancelRequested) = await beating;
-        // Before the outcome is recorded, so a finished stage already lists its log (the failure is in it: the logging
-        // behaviour logs it through the stage's logger).
-        await stageLog.CompleteAsync(store, CancellationToken.None);
         try
         {
             await RecordOutcomeAsync(stage, attempt, context, fence, outcome, stillOurs, cancelRequested, worker, cancellationToken);

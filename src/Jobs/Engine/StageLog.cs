@@ -20,6 +20,9 @@ public sealed class StageLog : ILogger, IAsyncDisposable
 
     public static readonly TimeSpan FlushInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>The longest an attempt's end waits for its log to upload.</summary>
+    public static readonly TimeSpan UploadTimeout = TimeSpan.FromSeconds(5);
+
     private const int MaxMessageChars = 4000;
     private const int MaxBuffered = 20_000;
 
@@ -122,7 +125,7 @@ public sealed class StageLog : ILogger, IAsyncDisposable
     {
         await _stop.CancelAsync();
         await _loop;
-        await FlushAsync(ct);
+        await FlushAsync(CancellationToken.None);
         await _writer.DisposeAsync();
         try
         {
@@ -143,7 +146,7 @@ public sealed class StageLog : ILogger, IAsyncDisposable
             await db.SaveChangesAsync(ct);
             return info;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             _inner.LogWarning("Stage {StageId}: its log could not be uploaded ({Error}); its last {Lines} lines are in the run store", _stageId, StoreOutage.Describe(e), TailLines);
             return null;

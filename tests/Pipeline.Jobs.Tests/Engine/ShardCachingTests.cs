@@ -50,7 +50,9 @@ public class ShardCachingTests
         Assert.Contains(missing, run.Stages[0].Error, StringComparison.Ordinal);
         Assert.Empty(run.Stages[0].Artifacts);
         var artifacts = Path.Combine(env.DataFolder, "artifacts");
-        Assert.True(!Directory.Exists(artifacts) || !Directory.EnumerateFiles(artifacts, "*", SearchOption.AllDirectories).Any());
+        // Only the failed attempt's log (runs/N/logs/…), no output.
+        Assert.True(!Directory.Exists(artifacts) || Directory.EnumerateFiles(artifacts, "*", SearchOption.AllDirectories)
+            .All(f => f.Contains($"{Path.DirectorySeparatorChar}logs{Path.DirectorySeparatorChar}", StringComparison.Ordinal)));
     }
 
     private static void WritePng(string path, byte shade)
