@@ -132,17 +132,7 @@ public sealed class StageLog : ILogger, IAsyncDisposable
             await using var content = File.OpenRead(_file);
             var info = await store.PutAsync(ArtifactPaths.LogFile(_runId, _stageName, _attempt), content, "text/plain", ct);
             await using var db = await _dbs.CreateDbContextAsync(ct);
-            db.Artifacts.Add(new ArtifactRecord
-            {
-                RunId = _runId,
-                StageId = _stageId,
-                Path = info.Path,
-                Uri = info.Uri.ToString(),
-                Bytes = info.Bytes,
-                Sha256 = info.Sha256,
-                MediaType = info.MediaType,
-                CreatedAt = DateTime.UtcNow,
-            });
+            db.Artifacts.Add(ArtifactRecord.Of(_runId, _stageId, info, DateTime.UtcNow));
             await db.SaveChangesAsync(ct);
             return info;
         }

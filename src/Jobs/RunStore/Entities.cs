@@ -141,10 +141,12 @@ public sealed class ArtifactRecord
     public DateTime CreatedAt { get; set; }
 
     /// <summary>The record of an artifact a stage wrote to the store.</summary>
-    public static ArtifactRecord Of(Stage stage, Pipeline.Stages.Artifacts.ArtifactInfo info, DateTime at) => new()
+    public static ArtifactRecord Of(Stage stage, Pipeline.Stages.Artifacts.ArtifactInfo info, DateTime at) => Of(stage.RunId, stage.Id, info, at);
+
+    public static ArtifactRecord Of(long runId, long stageId, Pipeline.Stages.Artifacts.ArtifactInfo info, DateTime at) => new()
     {
-        RunId = stage.RunId,
-        StageId = stage.Id,
+        RunId = runId,
+        StageId = stageId,
         Path = info.Path,
         Uri = info.Uri.ToString(),
         Bytes = info.Bytes,
