@@ -11,7 +11,7 @@ trap 'exit 0' INT TERM
 services_install_packages
 services_install_node_modules
 services_start
-printf "export PIPELINE_TEST_POSTGRES='%s'\nexport PIPELINE_TEST_BLOBS='%s'\n" "$PIPELINE_TEST_POSTGRES" "$PIPELINE_TEST_BLOBS"
+printf "export PIPELINE_TEST_POSTGRES='%s'\nexport PIPELINE_TEST_BLOBS='%s'\nexport PIPELINE_TEST_CHROMIUM='%s'\n" "$PIPELINE_TEST_POSTGRES" "$PIPELINE_TEST_BLOBS" "$PIPELINE_TEST_CHROMIUM"
 services_log "running; Ctrl-C stops and removes them"
 while kill -0 "$AZURITE_PID" 2>/dev/null; do sleep 1; done
 services_log "Azurite exited"; exit 1

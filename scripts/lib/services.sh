@@ -14,7 +14,8 @@ services_log() { printf '[services] %s\n' "$*" >&2; }
 # Debian packages: postgresql (the test server), dataset-fashion-mnist (real data for the data tests), and
 # python3-torch + python3-numpy (the checkpoint test reads a C#-written ResNet-18 back in Python), python3-xarray +
 # python3-netcdf4 + python3-h5py (the neural-data tests exchange Brain-Score-style NetCDF assemblies with xarray), and
-# python3-sklearn (the neural-fit tests compare PLS and ridge predictions with scikit-learn's).
+# python3-sklearn (the neural-fit tests compare PLS and ridge predictions with scikit-learn's), and chromium (the
+# browser of tests/Pipeline.E2E.Tests).
 # 'apt-get update' runs once, and only when something is missing, so a second run costs nothing.
 services_install_packages() {
   local missing=()
@@ -25,6 +26,8 @@ services_install_packages() {
   /usr/bin/python3 -c 'import sklearn' 2>/dev/null || missing+=(python3-sklearn)
   # The training-curve figures draw their text with it (SkiaSharp's Linux build reads fonts from /usr/share/fonts).
   [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+  # The end-to-end tests drive Debian's Chromium with Playwright (never `playwright install`).
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   if ((${#missing[@]})); then
     services_log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -66,7 +69,8 @@ services_as_postgres() {
   if ((EUID == 0)); then su postgres -s /bin/bash -c "$1"; else bash -c "$1"; fi
 }
 
-# Starts both services and exports PIPELINE_TEST_POSTGRES and PIPELINE_TEST_BLOBS. Call services_stop on EXIT.
+# Starts both services and exports PIPELINE_TEST_POSTGRES and PIPELINE_TEST_BLOBS (and PIPELINE_TEST_CHROMIUM, the
+# browser the end-to-end tests launch). Call services_stop on EXIT.
 services_start() {
   SERVICES_DIR=$(mktemp -d /tmp/pipeline-services.XXXXXX)
   chmod 755 "$SERVICES_DIR"
@@ -96,6 +100,7 @@ services_start() {
 
   export PIPELINE_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"
   export PIPELINE_TEST_BLOBS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_ACCOUNT_KEY;BlobEndpoint=http://127.0.0.1:$blob_port/devstoreaccount1;"
+  export PIPELINE_TEST_CHROMIUM=${PIPELINE_TEST_CHROMIUM:-/usr/bin/chromium}
   services_log "PostgreSQL on 127.0.0.1:$pg_port, Azurite blob on 127.0.0.1:$blob_port (logs in $SERVICES_DIR)"
 }
 

@@ -15,8 +15,9 @@ public static class WebExtensions
 {
     /// <summary>
     /// The dashboard host: the pipeline's services, an embedded worker (queues from Pipeline:Queues, by default all;
-    /// set Pipeline:Web:RunWorker=false on a host that should only serve), access control (Pipeline:Web:AccessToken;
-    /// without one the host starts on loopback only), health checks, and Serilog request logs.
+    /// set Pipeline:Web:RunWorker=false on a host that should only serve), access control (viewer/operator tokens in
+    /// Pipeline:Web:AccessToken and Pipeline:Web:Tokens, Entra ID in Pipeline:Web:EntraId; without any the host starts on
+    /// loopback only), health checks, and Serilog request logs.
     /// Binds 127.0.0.1:5080 unless URLs are configured (ASPNETCORE_URLS / --urls).
     /// </summary>
     public static WebApplicationBuilder AddPipelineWeb(this WebApplicationBuilder builder)
@@ -64,7 +65,7 @@ public static class WebExtensions
         return app;
     }
 
-    /// <summary>Runs the host; invalid settings (the refusal to listen off loopback without a token among them) end it with their messages and exit code 2, without a stack trace.</summary>
+    /// <summary>Runs the host; invalid settings (the refusal to listen off loopback without authentication among them) end it with their messages and exit code 2, without a stack trace.</summary>
     public static async Task<int> RunPipelineWebAsync(this WebApplication app)
     {
         try

@@ -12,7 +12,7 @@ public sealed class StartupRefusalTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private Process Start(string urls, string? token = null)
+    private Process Start(string urls, string? token = null, IDictionary<string, string>? environment = null)
     {
         var web = typeof(Program).Assembly.Location;
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = _folder, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
@@ -24,6 +24,7 @@ public sealed class StartupRefusalTests : IDisposable
         psi.Environment["Pipeline__DataFolder"] = Path.Combine(_folder, ".pipeline");
         psi.Environment["Pipeline__Web__RunWorker"] = "false";
         if (token is not null) psi.Environment["Pipeline__Web__AccessToken"] = token;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
         return Process.Start(psi)!;
     }
 
@@ -43,6 +44,29 @@ public sealed class StartupRefusalTests : IDisposable
         Assert.Contains("openssl rand -hex 32", output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Exception", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_token_list_stops_the_host_with_exit_2_naming_each_field_and_not_showing_the_secrets()
+    {
+        const string Short = "too-short-secret";
+        using var process = Start("http://0.0.0.0:0", environment: new Dictionary<string, string>
+        {
+            ["Pipeline__Web__Tokens__0__Name"] = "lab",
+            ["Pipeline__Web__Tokens__0__Token"] = Short,
+            ["Pipeline__Web__Tokens__0__Role"] = "admin",
+        });
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        var output = await stderr + await stdout;
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("Pipeline:Web:Tokens:0:Token must be at least 32 characters", output, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Web:Tokens:0:Role must be 'viewer' or 'operator'; got 'admin'.", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(Short, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -75,6 +99,12 @@ public sealed class StartupRefusalTests : IDisposable
 
             Assert.Equal(HttpStatusCode.OK, health?.StatusCode);
             Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/runs")).StatusCode);
+            using var page = new HttpRequestMessage(HttpMethod.Get, "/hangfire");
+            page.Headers.Accept.ParseAdd("text/html");
+            using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = http.BaseAddress };
+            var redirect = await browser.SendAsync(page);
+            Assert.Equal(HttpStatusCode.Redirect, redirect.StatusCode);
+            Assert.Equal("/signin?returnUrl=%2Fhangfire", redirect.Headers.Location!.OriginalString);
         }
         finally
         {

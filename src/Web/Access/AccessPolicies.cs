@@ -5,33 +5,40 @@ using Microsoft.Extensions.Options;
 namespace Pipeline.Web.Access;
 
 /// <summary>
-/// Who may do what. With an access token, the fallback policy requires an authenticated caller on every endpoint that
-/// names no policy (and on unknown paths), and the named policies require the same; the dashboard issue will give them
-/// roles. Without a token (loopback only) every policy admits everyone, as before authentication existed.
+/// Who may do what. With authentication configured (tokens or Entra ID): <see cref="ReadRuns"/> needs the viewer or the
+/// operator role, <see cref="OperateRuns"/> the operator role, and the fallback policy (every endpoint that names no
+/// policy, unknown paths) is <see cref="ReadRuns"/>. Signed in without the role: 403; not signed in: 401, or for a
+/// browser page the sign-in form. Without authentication (loopback only) every policy admits everyone.
 /// </summary>
 public static class AccessPolicies
 {
     /// <summary>Reading runs, their stages and metrics, and downloading their artifacts: one policy for both.</summary>
     public const string ReadRuns = "read-runs";
 
-    /// <summary>Launching, cancelling and retrying runs and stages; the Hangfire dashboard (it deletes and requeues jobs).</summary>
+    /// <summary>Launching, cancelling and retrying runs and stages; editing schedules; the Hangfire dashboard (it deletes and requeues jobs).</summary>
     public const string OperateRuns = "operate-runs";
 
     public static void Configure(AuthorizationOptions options, WebOptions web)
     {
-        var policy = web.AuthenticationConfigured
-            ? new AuthorizationPolicyBuilder(AccessTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser().Build()
-            : new AuthorizationPolicyBuilder().RequireAssertion(_ => true).Build();
-        options.AddPolicy(ReadRuns, policy);
-        options.AddPolicy(OperateRuns, policy);
-        if (web.AuthenticationConfigured) options.FallbackPolicy = policy;
+        if (!web.AuthenticationConfigured)
+        {
+            var open = new AuthorizationPolicyBuilder().RequireAssertion(_ => true).Build();
+            options.AddPolicy(ReadRuns, open);
+            options.AddPolicy(OperateRuns, open);
+            return;
+        }
+        var read = new AuthorizationPolicyBuilder(AccessExtensions.Scheme).RequireAuthenticatedUser()
+            .RequireRole(AccessRoles.Viewer, AccessRoles.Operator).Build();
+        options.AddPolicy(ReadRuns, read);
+        options.AddPolicy(OperateRuns, new AuthorizationPolicyBuilder(AccessExtensions.Scheme).RequireAuthenticatedUser().RequireRole(AccessRoles.Operator).Build());
+        options.FallbackPolicy = read;
     }
 }
 
 /// <summary>
 /// Hangfire's own gate on /hangfire, behind the endpoint's <see cref="AccessPolicies.OperateRuns"/>: the same policy
-/// when a token is configured; otherwise Hangfire's default, local requests only (a second lock besides the start-up
-/// refusal to listen off loopback without a token).
+/// when authentication is configured; otherwise Hangfire's default, local requests only (a second lock besides the
+/// start-up refusal to listen off loopback without authentication).
 /// </summary>
 public sealed class HangfireDashboardAccess : IDashboardAsyncAuthorizationFilter
 {

@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -8,10 +7,9 @@ using Microsoft.Extensions.Options;
 namespace Pipeline.Web.Access;
 
 /// <summary>
-/// Authenticates the caller by Pipeline:Web:AccessToken: an <c>Authorization: Bearer &lt;token&gt;</c> header (the
-/// API, scripts, the CLI of later issues) or the sign-in cookie (a browser on /hangfire, see <see cref="SignInPage"/>).
-/// Without a configured token it never authenticates anyone, and the policies (<see cref="AccessPolicies"/>) let
-/// everyone in: the host only starts like that on loopback.
+/// Authenticates an <c>Authorization: Bearer &lt;token&gt;</c> header (the API, scripts) against every configured token
+/// (<see cref="WebOptions.AllTokens"/>): the principal carries the token's name and role, never the token. Browsers
+/// sign in once with a token at /signin and then use the session cookie (<see cref="SessionCookie"/>).
 /// </summary>
 public sealed class AccessTokenAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions, ILoggerFactory logger, UrlEncoder encoder, IOptions<WebOptions> web)
@@ -19,81 +17,57 @@ public sealed class AccessTokenAuthenticationHandler(
 {
     public const string SchemeName = "AccessToken";
 
+    public static bool HasBearer(HttpRequest request) =>
+        request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
+
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        if (web.Value.Token is not { } token) return Task.FromResult(AuthenticateResult.NoResult());
-        string? presented = null;
-        var fromCookie = false;
-        var header = Request.Headers.Authorization.ToString();
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) presented = header["Bearer ".Length..].Trim();
-        else if (Request.Cookies[AccessCookie.Name] is { } cookie)
+        if (!HasBearer(Request)) return Task.FromResult(AuthenticateResult.NoResult());
+        var presented = Request.Headers.Authorization.ToString()["Bearer ".Length..].Trim();
+        if (Match(web.Value, presented) is not { } token)
         {
-            presented = cookie;
-            fromCookie = true;
-        }
-        if (presented is null) return Task.FromResult(AuthenticateResult.NoResult());
-        if (!FixedTimeEquals(presented, fromCookie ? AccessCookie.Value(token) : token))
-        {
-            Logger.LogWarning("Rejected an access token ({Source}) from {RemoteIp} for {Path}", fromCookie ? "cookie" : "bearer",
-                Context.Connection.RemoteIpAddress, Request.Path.Value);
+            // Never the token itself: where it came from and what it asked for.
+            Logger.LogWarning("Rejected a bearer token from {RemoteIp} for {Path}", Context.Connection.RemoteIpAddress, Request.Path.Value);
             return Task.FromResult(AuthenticateResult.Fail("The access token is not valid."));
         }
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "access-token")], SchemeName);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(AccessRoles.ForToken(SchemeName, token), SchemeName)));
     }
 
-    /// <summary>
-    /// A browser asking for a /hangfire page goes to the sign-in form; everything else gets a 401 ProblemDetails with
-    /// a WWW-Authenticate header (RFC 6750) saying whether the token was missing or wrong.
-    /// </summary>
+    /// <summary>A 401 ProblemDetails with a WWW-Authenticate header (RFC 6750) saying whether the token was missing or wrong.</summary>
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        if (web.Value.AuthenticationConfigured && SignInPage.WantsSignIn(Request))
-        {
-            Response.Redirect(SignInPage.PathFor(Request));
-            return;
-        }
         var failed = (await HandleAuthenticateOnceSafeAsync()).Failure is not null;
-        Response.Headers.WWWAuthenticate = failed ? "Bearer realm=\"pipeline\", error=\"invalid_token\"" : "Bearer realm=\"pipeline\"";
-        await Results.Problem(
-            statusCode: StatusCodes.Status401Unauthorized,
-            title: failed ? "The access token is not valid." : "An access token is required.",
-            detail: "Send 'Authorization: Bearer <token>' with the token set in Pipeline:Web:AccessToken on this server"
-                + $" (in a browser: sign in at {SignInPage.Path}).").ExecuteAsync(Context);
+        await Unauthorized(Context, failed);
     }
 
-    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "This access token does not allow that.").ExecuteAsync(Context);
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) => Forbidden(Context);
+
+    /// <summary>The configured token equal to <paramref name="presented"/>, or null. Every token is compared, so the timing shows neither which nor how many.</summary>
+    public static NamedToken? Match(WebOptions web, string presented)
+    {
+        NamedToken? found = null;
+        foreach (var token in web.AllTokens)
+        {
+            if (FixedTimeEquals(presented, token.Token!) && AccessRoles.Canonical(token.Role) is not null) found ??= token;
+        }
+        return found;
+    }
+
+    public static Task Unauthorized(HttpContext http, bool invalidToken)
+    {
+        http.Response.Headers.WWWAuthenticate = invalidToken ? "Bearer realm=\"pipeline\", error=\"invalid_token\"" : "Bearer realm=\"pipeline\"";
+        return Results.Problem(
+            statusCode: StatusCodes.Status401Unauthorized,
+            title: invalidToken ? "The access token is not valid." : "An access token is required.",
+            detail: "Send 'Authorization: Bearer <token>' with a token configured on this server (Pipeline:Web:AccessToken or Pipeline:Web:Tokens)"
+                + $" (in a browser: sign in at {SignInPage.Path}).").ExecuteAsync(http);
+    }
+
+    public static Task Forbidden(HttpContext http) =>
+        Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Your role does not allow that.",
+            detail: "Viewers read runs and download artifacts; launching, cancelling, retrying, schedules and /hangfire need the operator role.").ExecuteAsync(http);
 
     /// <summary>Compares digests, so neither the token's length nor its first differing character shows in the timing.</summary>
     internal static bool FixedTimeEquals(string presented, string expected) =>
         CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
-}
-
-/// <summary>
-/// The browser's credential for /hangfire, set by the sign-in form. Why a form and a cookie rather than
-/// <c>?access_token=</c>: a token in a URL ends up in browser history, proxy logs and Referer headers; a form POST keeps
-/// it in the body. Why the cookie holds a digest of the token rather than a cookie-authentication ticket: no key ring
-/// to store and share between dashboard hosts, and changing the token signs every browser out at once. The digest
-/// (not the token) keeps the secret that scripts use out of the browser's cookie store. HttpOnly keeps it from scripts;
-/// SameSite=Strict keeps other sites from riding on it (the dashboard's buttons delete and requeue jobs).
-/// </summary>
-public static class AccessCookie
-{
-    public const string Name = "pipeline_access";
-
-    public static readonly TimeSpan Lifetime = TimeSpan.FromHours(12);
-
-    public static string Value(string token) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("pipeline-web-cookie\n" + token)));
-
-    public static CookieOptions Options(HttpRequest request) => new()
-    {
-        HttpOnly = true,
-        Secure = request.IsHttps,
-        SameSite = SameSiteMode.Strict,
-        Path = "/",
-        MaxAge = Lifetime,
-        IsEssential = true,
-    };
 }

@@ -1,5 +1,4 @@
 using System.Net;
-using Microsoft.Extensions.Options;
 
 namespace Pipeline.Web.Access;
 
@@ -37,30 +36,4 @@ public static class ListenAddresses
         if (string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase)) return true;
         return IPAddress.TryParse(address.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip);
     }
-}
-
-/// <summary>
-/// Start-up checks of <see cref="WebOptions"/>: a token strong enough, and no listening off loopback without one (the
-/// API launches runs and serves artifacts; /hangfire deletes and requeues jobs).
-/// </summary>
-public sealed class WebOptionsValidation(IConfiguration config) : IValidateOptions<WebOptions>
-{
-    public ValidateOptionsResult Validate(string? name, WebOptions options)
-    {
-        var failures = new List<string>();
-        if (options.Token is { } token && (token.Length < WebOptions.MinTokenLength || token.Any(c => char.IsWhiteSpace(c) || char.IsControl(c))))
-        {
-            failures.Add($"Pipeline:Web:AccessToken must be at least {WebOptions.MinTokenLength} characters without spaces "
-                + $"(it has {token.Length}); generate one with `openssl rand -hex 32`.");
-        }
-        var open = ListenAddresses.Configured(config).Where(u => !ListenAddresses.IsLoopback(u)).ToList();
-        if (!options.AuthenticationConfigured && open.Count > 0) failures.Add(Refusal(open));
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-
-    public static string Refusal(IEnumerable<string> openUrls) =>
-        $"Refusing to start: the web host would listen on {string.Join(", ", openUrls)}, which other machines can reach, and no authentication is configured. "
-        + "Set Pipeline:Web:AccessToken (environment variable Pipeline__Web__AccessToken) to a secret of at least "
-        + $"{WebOptions.MinTokenLength} characters, e.g. `export Pipeline__Web__AccessToken=$(openssl rand -hex 32)`, and send it as "
-        + "'Authorization: Bearer <token>'; or listen on loopback only (--urls http://127.0.0.1:5080).";
 }

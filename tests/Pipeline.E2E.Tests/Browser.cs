@@ -1,0 +1,83 @@
+using Microsoft.Playwright;
+
+namespace Pipeline.E2E.Tests;
+
+/// <summary>
+/// Headless Debian Chromium driven by Playwright (its bundled node driver; nothing is downloaded, `playwright install`
+/// is never run). The flags keep Chromium off the network and out of the sandbox it cannot create as root.
+/// </summary>
+public sealed class Browser : IAsyncLifetime
+{
+    private IPlaywright? _playwright;
+
+    public IBrowser Chromium { get; private set; } = null!;
+
+    public static string ExecutablePath => Environment.GetEnvironmentVariable("PIPELINE_TEST_CHROMIUM") is { Length: > 0 } path ? path : "/usr/bin/chromium";
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(ExecutablePath)) throw new FileNotFoundException($"No Chromium at {ExecutablePath}: run the tests with ./scripts/test.sh (it installs Debian's chromium) or set PIPELINE_TEST_CHROMIUM.");
+        _playwright = await Playwright.CreateAsync();
+        Chromium = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ExecutablePath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Chromium is not null) await Chromium.DisposeAsync();
+        _playwright?.Dispose();
+    }
+}
+
+/// <summary>
+/// One end-to-end test's run: a fresh browser context on the host, a screenshot at the end (pass or fail) under
+/// TestResults/screenshots/ in the test output, and the host's stdout/stderr in the test output when it fails.
+/// </summary>
+public static class EndToEnd
+{
+    public static string ScreenshotFolder => Path.Combine(AppContext.BaseDirectory, "TestResults", "screenshots");
+
+    public static async Task RunAsync(Browser browser, WebHostProcess host, ITestOutputHelper output, string test, Func<IBrowserContext, IPage, Task> body)
+    {
+        await using var context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = host.BaseAddress.ToString() });
+        // Generous: CI runs the other test assemblies on the same 2 cores.
+        context.SetDefaultTimeout(30_000);
+        var page = await context.NewPageAsync();
+        try
+        {
+            await body(context, page);
+        }
+        catch
+        {
+            output.WriteLine($"--- web host output ({host.BaseAddress}) ---\n{host.Log}");
+            throw;
+        }
+        finally
+        {
+            var path = Path.Combine(ScreenshotFolder, test + ".png");
+            try
+            {
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+                output.WriteLine($"screenshot: {path}");
+            }
+            catch (PlaywrightException e)
+            {
+                output.WriteLine($"no screenshot ({e.Message})");
+            }
+        }
+    }
+
+    /// <summary>The sign-in form, filled and sent as a person would.</summary>
+    public static async Task SignInAsync(IPage page, string token)
+    {
+        await page.GetByLabel("Access token").FillAsync(token);
+        // Wait for the form's POST to be answered, so that the next navigation does not interrupt it.
+        await page.RunAndWaitForResponseAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync(),
+            r => r.Request.Method == "POST" && new Uri(r.Url).AbsolutePath == "/signin");
+        await page.WaitForLoadStateAsync();
+    }
+}
