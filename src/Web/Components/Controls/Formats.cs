@@ -25,6 +25,9 @@ public static class Formats
 
     public static string Percent(double fraction) => (fraction * 100).ToString("0", CultureInfo.InvariantCulture) + " %";
 
+    /// <summary>Three significant figures, as the CLI prints numbers.</summary>
+    public static string Number(double v) => Math.Abs(v) >= 1000 ? v.ToString("#,0", CultureInfo.InvariantCulture) : v.ToString("G3", CultureInfo.InvariantCulture);
+
     public static string Hours(double h) => h.ToString(h < 0.1 ? "0.000" : "0.00", CultureInfo.InvariantCulture);
 
     /// <summary>The download route of an artifact (filesystem: streamed by the host; Azure: a redirect to a short-lived SAS).</summary>

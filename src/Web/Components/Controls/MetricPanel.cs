@@ -1,3 +1,5 @@
+using Pipeline.Jobs.Runs;
+
 namespace Pipeline.Web.Components.Controls;
 
 /// <summary>One chart of the Run page: the metrics it draws (as the stages name them), its axis unit and scale.</summary>
@@ -12,14 +14,20 @@ public sealed record MetricPanel(string Key, string Title, string Unit, IReadOnl
         new("throughput", "throughput", "images/s", new HashSet<string> { "images_per_second" }),
     ];
 
-    /// <summary>The panels with at least one of <paramref name="names"/>: the known ones first, then one per other metric.</summary>
-    public static IReadOnlyList<MetricPanel> For(IEnumerable<string> names)
+    /// <summary>
+    /// The panels for a stage's points: the known ones with any of their metrics first, then one per other metric that
+    /// has a curve (two points or more). A metric reported once (a stage's wall time) is a number, not a chart:
+    /// <paramref name="values"/> holds those, by name.
+    /// </summary>
+    public static IReadOnlyList<MetricPanel> For(IEnumerable<MetricPointView> points, out IReadOnlyList<MetricPointView> values)
     {
-        var present = names.ToHashSet(StringComparer.Ordinal);
-        var panels = Known.Where(k => k.Metrics.Overlaps(present)).ToList();
+        var byName = points.GroupBy(p => p.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var panels = Known.Where(k => k.Metrics.Any(byName.ContainsKey)).ToList();
         var covered = Known.SelectMany(k => k.Metrics).ToHashSet(StringComparer.Ordinal);
-        panels.AddRange(present.Where(n => !covered.Contains(n)).Order(StringComparer.Ordinal)
-            .Select(n => new MetricPanel(n.Replace('.', '-').Replace('_', '-'), n, n, new HashSet<string> { n })));
+        var others = byName.Where(m => !covered.Contains(m.Key)).OrderBy(m => m.Key, StringComparer.Ordinal).ToList();
+        panels.AddRange(others.Where(m => m.Value.Count > 1)
+            .Select(m => new MetricPanel(m.Key.Replace('.', '-').Replace('_', '-'), m.Key, m.Key, new HashSet<string> { m.Key })));
+        values = [.. others.Where(m => m.Value.Count == 1).Select(m => m.Value[0])];
         return panels;
     }
 }
