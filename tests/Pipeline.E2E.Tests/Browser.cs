@@ -46,6 +46,7 @@ public static class EndToEnd
         await using var context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = host.BaseAddress.ToString() });
         // Generous: CI runs the other test assemblies on the same 2 cores.
         context.SetDefaultTimeout(30_000);
+        Assertions.SetDefaultExpectTimeout(30_000);
         var page = await context.NewPageAsync();
         try
         {

@@ -31,6 +31,7 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
 
             await page.GetByTestId("launch-button").ClickAsync();
             await page.WaitForURLAsync(RunUrl());
+            var run = RunUrl().Match(page.Url).Groups["id"].Value;
             await Interactive(page);
             await Assertions.Expect(page.GetByTestId("stage-node")).ToHaveCountAsync(stages.Length);
 
@@ -40,7 +41,8 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
             await Assertions.Expect(rgc).ToHaveAttributeAsync("data-status", "running", new() { Timeout = 300_000 });
             await rgc.ClickAsync();
             var chart = page.Locator("[data-testid=stage-panel][data-stage=rgc] [data-testid=metric-chart]").First;
-            await Assertions.Expect(chart).ToBeVisibleAsync();
+            // The first points arrive after the first batches (metrics every 2 s).
+            await Assertions.Expect(chart).ToBeVisibleAsync(new() { Timeout = 120_000 });
             var first = await PointsAsync(chart);
             var grew = await UntilAsync(async () => await PointsAsync(chart) > first, TimeSpan.FromMinutes(3));
             Assert.True(grew, $"the rgc chart stayed at {first} points while the stage ran");
@@ -51,12 +53,28 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
                 await Assertions.Expect(page.Locator($"[data-testid=stage-node][data-stage={stage}]"))
                     .ToHaveAttributeAsync("data-status", Done(), new() { Timeout = (float)SmokeTimeout.TotalMilliseconds });
             }
-            var neural = page.Locator("[data-testid=stage-node][data-stage=rgc-neural]");
-            if (await neural.CountAsync() == 1)
+            await page.Locator("[data-testid=stage-node][data-stage=rgc-neural]").ClickAsync();
+            await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc-neural] [data-testid=stage-image]").First).ToBeVisibleAsync();
+            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "run-page.png"), FullPage = true });
+
+            // Compare: the run's models beside the paper's, its sweep over time, and its neural fit's layer × area map,
+            // whose best layers (conv3 for V4, conv5 for IT: the virtual monkey's generating layers) match the paper's shallow mapping.
+            await page.GotoAsync($"/compare?runs={run}");
+            await Interactive(page);
+            foreach (var figure in new[] { "accuracy-vs-parameters", "accuracy-over-time", "accuracy-vs-unroll", "predictivity-over-time", $"layer-area-{run}-rgc-neural" })
             {
-                await neural.ClickAsync();
-                await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc-neural] [data-testid=stage-image]").First).ToBeVisibleAsync();
+                var compared = page.Locator($"[data-testid=compare-figure][data-figure={figure}]");
+                await Assertions.Expect(compared).ToBeVisibleAsync();
+                Assert.True(await PointsAsync(compared) >= 2, $"{figure} has fewer than 2 points");
+                await Assertions.Expect(compared.Locator(".main-svg").First).ToBeVisibleAsync();
             }
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-layer", "conv3");
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-as-in-paper", "true");
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=IT]")).ToHaveAttributeAsync("data-layer", "conv5");
+            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "compare-page.png"), FullPage = true });
+
+            await page.GotoAsync("/runs");
+            await Assertions.Expect(page.Locator($"[data-testid=run-row][data-run-id='{run}']")).ToBeVisibleAsync();
         });
 
     [Fact]
@@ -184,6 +202,6 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
     [GeneratedRegex("^(succeeded|cached)$")]
     private static partial Regex Done();
 
-    [GeneratedRegex(@"/runs/\d+$")]
+    [GeneratedRegex(@"/runs/(?<id>\d+)$")]
     private static partial Regex RunUrl();
 }

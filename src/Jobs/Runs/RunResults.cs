@@ -4,6 +4,7 @@ using Pipeline.Jobs.Configuration;
 using Pipeline.Jobs.RunStore;
 using Pipeline.Stages;
 using Pipeline.Stages.Artifacts;
+using Pipeline.Stages.NeuralFit;
 using Pipeline.Stages.Sweeps;
 
 namespace Pipeline.Jobs.Runs;
@@ -15,6 +16,23 @@ public sealed record RunResultsView(long RunId, string Name, string? Preset, Run
     /// <summary>The leaderboards of the run's searches, by leaderboard stage name (read from their leaderboard.json).</summary>
     public IReadOnlyList<(string Stage, Leaderboard Board)> Leaderboards { get; init; } = [];
 }
+
+/// <summary>A stage of a compared run; <see cref="Label"/> names it in legends and tables.</summary>
+public sealed record StageRef(long RunId, string RunName, string Stage)
+{
+    public string Label => $"#{RunId} {Stage}";
+}
+
+public sealed record SweepResult(StageRef Of, TimestepSweep Sweep);
+
+/// <summary>A neural fit: the model it fitted (its spec name, e.g. <c>rgc-shallow</c>), per area the best layer and every layer's score, and the best layer over time.</summary>
+public sealed record NeuralFitResult(StageRef Of, string? Model, IReadOnlyList<AreaBestLayer> Best, IReadOnlyList<TemporalProfile> Profiles);
+
+public sealed record LeaderboardResult(StageRef Of, Leaderboard Board);
+
+/// <summary>The structured results of compared runs (<see cref="RunResults.ComparedAsync"/>); <c>Unreadable</c> names a finished stage whose file could not be read.</summary>
+public sealed record ComparedResults(IReadOnlyList<SweepResult> Sweeps, IReadOnlyList<NeuralFitResult> NeuralFits, IReadOnlyList<LeaderboardResult> Leaderboards,
+    IReadOnlyList<string> Unreadable);
 
 /// <summary>
 /// One stage's results. <c>Files</c> are absolute local paths a user can open (figures and small result files);
@@ -71,13 +89,55 @@ public sealed class RunResults(IArtifactStore store, PipelineMode mode)
     }
 
     /// <summary>A leaderboard stage's leaderboard.json; null when it is missing or unreadable (the files are listed anyway).</summary>
-    private async Task<Leaderboard?> LeaderboardAsync(StageDetail stage, CancellationToken ct)
+    private Task<Leaderboard?> LeaderboardAsync(StageDetail stage, CancellationToken ct) => ReadOutputAsync<Leaderboard>(stage, LeaderboardHandler.JsonFile, ct);
+
+    /// <summary>
+    /// What the Compare page charts, read from the structured outputs of the runs' finished stages: the timestep sweeps,
+    /// the neural fits (best layer per area with every layer's score, and the best layer's score over time) and the
+    /// search leaderboards. A stage whose file is missing or unreadable is named in <see cref="ComparedResults.Unreadable"/>.
+    /// </summary>
+    public async Task<ComparedResults> ComparedAsync(IReadOnlyList<RunDetail> runs, CancellationToken ct = default)
     {
-        if (stage.Artifacts.FirstOrDefault(a => a.Path.EndsWith("/" + LeaderboardHandler.JsonFile, StringComparison.Ordinal)) is not { } file) return null;
+        var sweeps = new List<SweepResult>();
+        var fits = new List<NeuralFitResult>();
+        var boards = new List<LeaderboardResult>();
+        var unreadable = new List<string>();
+        foreach (var run in runs)
+        {
+            foreach (var stage in run.Stages.Where(s => StageStatuses.IsDone(s.Status)))
+            {
+                var of = new StageRef(run.Id, run.Name, stage.Name);
+                switch (stage.Kind)
+                {
+                    case "timestep-sweep":
+                        if (await ReadOutputAsync<TimestepSweep>(stage, TimestepSweepHandler.JsonFile, ct) is { } sweep) sweeps.Add(new(of, sweep));
+                        else unreadable.Add($"{of.Label}: {TimestepSweepHandler.JsonFile}");
+                        break;
+                    case "neural-fit":
+                        var best = await ReadOutputAsync<List<AreaBestLayer>>(stage, NeuralFitHandler.BestLayersFile, ct);
+                        var profiles = await ReadOutputAsync<List<TemporalProfile>>(stage, NeuralFitHandler.ProfileFile, ct);
+                        var model = (await FactsAsync(stage, ct))["model"]?.GetValue<string>();
+                        if (best is not null && profiles is not null) fits.Add(new(of, model, best, profiles));
+                        else unreadable.Add($"{of.Label}: {NeuralFitHandler.BestLayersFile} or {NeuralFitHandler.ProfileFile}");
+                        break;
+                    case "leaderboard":
+                        if (await LeaderboardAsync(stage, ct) is { } board) boards.Add(new(of, board));
+                        else unreadable.Add($"{of.Label}: {LeaderboardHandler.JsonFile}");
+                        break;
+                }
+            }
+        }
+        return new ComparedResults(sweeps, fits, boards, unreadable);
+    }
+
+    /// <summary>One of the stage's JSON outputs (by its path in the stage folder); null when it is missing or unreadable.</summary>
+    private async Task<T?> ReadOutputAsync<T>(StageDetail stage, string file, CancellationToken ct) where T : class
+    {
+        if (stage.Artifacts.FirstOrDefault(a => RelativeToStage(a.Path) == file) is not { } artifact) return null;
         try
         {
-            await using var s = await store.OpenReadAsync(file.Path, file.Sha256, ct);
-            return await JsonSerializer.DeserializeAsync<Leaderboard>(s, PipelineJson.Options, ct);
+            await using var s = await store.OpenReadAsync(artifact.Path, artifact.Sha256, ct);
+            return await JsonSerializer.DeserializeAsync<T>(s, PipelineJson.Options, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -37,6 +37,52 @@ public sealed partial class ScheduleService(
     /// </summary>
     public async Task<ScheduleView> AddAsync(ScheduleSpec spec, DataRoots? dataRoots = null, CancellationToken ct = default)
     {
+        var row = await CheckedAsync(spec, dataRoots, ct);
+        row.CreatedAt = DateTime.UtcNow;
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        if (await db.Schedules.AnyAsync(s => s.Name == row.Name, ct)) throw Duplicate(row.Name);
+        db.Schedules.Add(row);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            // Added by someone else since the check above (the unique index), or another failure.
+            if (await NameTakenAsync(row.Name, ct)) throw Duplicate(row.Name);
+            throw;
+        }
+        mirror.Apply(row);
+        log.LogInformation("Schedule {Name} added: {Cron} ({TimeZone}), {Enabled}", row.Name, row.Cron, row.TimeZone, row.Enabled ? "enabled" : "disabled");
+        return View(row, DateTime.UtcNow);
+    }
+
+    /// <summary>
+    /// Replaces the settings of the schedule named <c>spec.Name</c> in one update, after the same checks as
+    /// <see cref="AddAsync"/>: a refused change leaves the schedule as it was, and the schedule keeps its id, its
+    /// runs and its last firing.
+    /// </summary>
+    public async Task<ScheduleView> UpdateAsync(ScheduleSpec spec, DataRoots? dataRoots = null, CancellationToken ct = default)
+    {
+        var changed = await CheckedAsync(spec, dataRoots, ct);
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var row = await db.Schedules.SingleOrDefaultAsync(s => s.Name == changed.Name, ct) ?? throw ScheduleException.NotFound(changed.Name);
+        row.Cron = changed.Cron;
+        row.TimeZone = changed.TimeZone;
+        row.Preset = changed.Preset;
+        row.SpecJson = changed.SpecJson;
+        row.OverridesJson = changed.OverridesJson;
+        row.Misfire = changed.Misfire;
+        row.Enabled = changed.Enabled;
+        await db.SaveChangesAsync(ct);
+        mirror.Apply(row);
+        log.LogInformation("Schedule {Name} changed: {Cron} ({TimeZone}), {Enabled}", row.Name, row.Cron, row.TimeZone, row.Enabled ? "enabled" : "disabled");
+        return View(row, DateTime.UtcNow);
+    }
+
+    /// <summary>The schedule row <paramref name="spec"/> describes (not stored), or every reason it could never launch.</summary>
+    private async Task<Schedule> CheckedAsync(ScheduleSpec spec, DataRoots? dataRoots, CancellationToken ct)
+    {
         var errors = new List<ValidationError>();
         var name = spec.Name?.Trim() ?? "";
         if (name.Length == 0) errors.Add(new ValidationError("name", "is required; name the schedule, e.g. nightly-sweep"));
@@ -69,10 +115,7 @@ public sealed partial class ScheduleService(
             }
         }
         if (errors.Count > 0) throw new ScheduleException(errors);
-
-        await using var db = await dbs.CreateDbContextAsync(ct);
-        if (await db.Schedules.AnyAsync(s => s.Name == name, ct)) throw Duplicate(name);
-        var row = new Schedule
+        return new Schedule
         {
             Name = name,
             Cron = spec.Cron!.Trim(),
@@ -82,22 +125,7 @@ public sealed partial class ScheduleService(
             OverridesJson = overrides.Count == 0 ? null : JsonSerializer.Serialize(overrides),
             Misfire = misfire,
             Enabled = spec.Enabled,
-            CreatedAt = DateTime.UtcNow,
         };
-        db.Schedules.Add(row);
-        try
-        {
-            await db.SaveChangesAsync(ct);
-        }
-        catch (DbUpdateException)
-        {
-            // Added by someone else since the check above (the unique index), or another failure.
-            if (await NameTakenAsync(name, ct)) throw Duplicate(name);
-            throw;
-        }
-        mirror.Apply(row);
-        log.LogInformation("Schedule {Name} added: {Cron} ({TimeZone}), {Enabled}", row.Name, row.Cron, row.TimeZone, row.Enabled ? "enabled" : "disabled");
-        return View(row, DateTime.UtcNow);
     }
 
     public async Task RemoveAsync(string name, CancellationToken ct = default)

@@ -21,6 +21,12 @@ public sealed record NeuralFitStage(NeuralFitParams Params, StageContext Context
 
 public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResult>
 {
+    /// <summary>Per area and method the best layer and every layer's time-averaged score (<see cref="AreaBestLayer"/>): the layer × area map.</summary>
+    public const string BestLayersFile = "best_layers.json";
+
+    /// <summary>Per area and method the best layer's score over the bins (<see cref="TemporalProfile"/>).</summary>
+    public const string ProfileFile = "temporal_profile.json";
+
     /// <summary>Share of the progress bar the forward passes take; the fits take the rest.</summary>
     private const double FeatureShare = 0.3;
 
@@ -205,8 +211,8 @@ public sealed class NeuralFitHandler : IRequestHandler<NeuralFitStage, StageResu
         })]);
         await context.WriteJsonAsync("predictivity.json", table, ct);
         var bestJson = JsonSerializer.SerializeToNode(best, PipelineJson.Options)!;
-        await context.WriteJsonAsync("best_layers.json", bestJson, ct);
-        await context.WriteJsonAsync("temporal_profile.json", JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
+        await context.WriteJsonAsync(BestLayersFile, bestJson, ct);
+        await context.WriteJsonAsync(ProfileFile, JsonSerializer.SerializeToNode(profiles, PipelineJson.Options)!, ct);
 
         var title = $"{spec.Name} → {dataLabel}";
         var primary = NeuralPredictivity.MethodName(p.Methods[0]);

@@ -52,6 +52,26 @@ public sealed record NeuralMapping
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> Median { get; init; }
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> Intermediate { get; init; }
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> Shallow { get; init; }
+
+    /// <summary>
+    /// The layers the paper maps <paramref name="area"/> onto for the family <paramref name="model"/> belongs to (by its
+    /// name: <c>median</c>, <c>intermediate</c> or <c>shallow</c>); HvM's whole <c>IT</c> takes pIT's and cIT/aIT's
+    /// layers. Null for another model or area: there is no claim to set beside it.
+    /// </summary>
+    public IReadOnlyList<string>? LayersFor(string? model, string area)
+    {
+        var family = model switch
+        {
+            null => null,
+            _ when model.Contains("median", StringComparison.OrdinalIgnoreCase) => Median,
+            _ when model.Contains("intermediate", StringComparison.OrdinalIgnoreCase) => Intermediate,
+            _ when model.Contains("shallow", StringComparison.OrdinalIgnoreCase) => Shallow,
+            _ => null,
+        };
+        if (family is null) return null;
+        if (family.TryGetValue(area, out var layers)) return layers;
+        return area == "IT" ? [.. family.Where(a => a.Key.EndsWith("IT", StringComparison.Ordinal)).SelectMany(a => a.Value)] : null;
+    }
 }
 
 /// <summary>Brain-Score's noise ceilings of HvM's areas.</summary>

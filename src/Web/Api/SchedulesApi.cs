@@ -5,7 +5,7 @@ using Pipeline.Web.Access;
 
 namespace Pipeline.Web.Api;
 
-/// <summary>POST /api/schedules body: a cron in a time zone (default UTC), a preset name or an inline RunSpec, optional overrides.</summary>
+/// <summary>POST /api/schedules (and PUT /api/schedules/{name}, whose name is the route's) body: a cron in a time zone (default UTC), a preset name or an inline RunSpec, optional overrides.</summary>
 public sealed record ScheduleRequest(string? Name, string? Cron, string? TimeZone, string? Preset, JsonObject? Spec, string[]? Set, string? Misfire, bool Enabled = true);
 
 public static class SchedulesApi
@@ -21,6 +21,11 @@ public static class SchedulesApi
             var b = body ?? new ScheduleRequest(null, null, null, null, null, null, null);
             var added = await schedules.AddAsync(new ScheduleSpec(b.Name, b.Cron, b.TimeZone, b.Preset, b.Spec?.ToJsonString(), b.Set, b.Misfire, b.Enabled), dataRoots, ct);
             return Results.Created($"/api/schedules/{added.Name}", added);
+        }));
+        operate.MapPut("/{name}", async (string name, ScheduleRequest? body, ScheduleService schedules, DataRoots dataRoots, CancellationToken ct) => await Answer(async () =>
+        {
+            var b = body ?? new ScheduleRequest(null, null, null, null, null, null, null);
+            return Results.Ok(await schedules.UpdateAsync(new ScheduleSpec(name, b.Cron, b.TimeZone, b.Preset, b.Spec?.ToJsonString(), b.Set, b.Misfire, b.Enabled), dataRoots, ct));
         }));
         operate.MapDelete("/{name}", async (string name, ScheduleService schedules, CancellationToken ct) => await Answer(async () =>
         {

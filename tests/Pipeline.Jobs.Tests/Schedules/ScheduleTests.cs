@@ -92,6 +92,27 @@ public sealed class ScheduleTests
     }
 
     [Fact]
+    public async Task An_update_changes_the_schedule_in_place_keeping_its_id_and_runs_and_a_refused_one_changes_nothing()
+    {
+        await using var env = await PipelineTestEnvironment.CreateAsync();
+        var host = await env.StartHostAsync(worker: false);
+        var schedules = host.Services.GetRequiredService<ScheduleService>();
+        var added = await schedules.AddAsync(Nightly(preset: "probe-dag"));
+        var run = await schedules.TriggerAsync("nightly");
+
+        var changed = await schedules.UpdateAsync(new ScheduleSpec("nightly", "45 3 * * 1-5", "Asia/Tokyo", "probe-dag", Set: ["stages.join.params.note=weekdays"], Misfire: "skip"));
+        var refused = await Assert.ThrowsAsync<ScheduleException>(() => schedules.UpdateAsync(new ScheduleSpec("nightly", "every night", "UTC", "probe-dag")));
+        var missing = await Assert.ThrowsAsync<ScheduleException>(() => schedules.UpdateAsync(Nightly("nope", preset: "probe-dag")));
+
+        Assert.Equal((added.Id, "45 3 * * 1-5", "Asia/Tokyo"), (changed.Id, changed.Cron, changed.TimeZone));
+        Assert.Equal("cron", Assert.Single(refused.Errors).Field);
+        Assert.Equal(ScheduleProblem.NotFound, missing.Problem);
+        var listed = Assert.Single(await schedules.ListAsync());
+        Assert.Equal((added.Id, "45 3 * * 1-5", run), (listed.Id, listed.Cron, listed.LastRunId));
+        Assert.Equal([("schedule:nightly", "45 3 * * 1-5", "Asia/Tokyo", "Ignorable")], RecurringJobs(host));
+    }
+
+    [Fact]
     public async Task A_starting_worker_mirrors_the_rows_and_drops_recurring_jobs_of_schedules_that_are_gone()
     {
         await using var env = await PipelineTestEnvironment.CreateAsync();

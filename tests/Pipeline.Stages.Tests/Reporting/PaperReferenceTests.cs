@@ -39,4 +39,24 @@ public class PaperReferenceTests
         var cellTypes = Enum.GetValues<Pipeline.Stages.Models.Cells.CellType>().Select(t => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(t.ToString())).ToHashSet();
         Assert.All(Reference.ReleasedTop1.Shallow.Keys.Concat(Reference.ReleasedTop1.Intermediate.Keys), k => Assert.Contains(k, cellTypes));
     }
+
+    [Theory]
+    [InlineData("rgc-shallow", "V4", "conv3")]
+    [InlineData("rgc-shallow", "IT", "conv4,conv5")]
+    [InlineData("rgc-median", "cIT/aIT", "conv8,conv9")]
+    [InlineData("rgc-median", "IT", "conv7,conv8,conv9")]
+    [InlineData("rgc-intermediate-lstm", "V4", "conv5,conv6")]
+    public void The_paper_s_layers_of_an_area_follow_the_model_family(string model, string area, string layers)
+    {
+        Assert.Equal(layers.Split(','), Reference.NeuralMapping.LayersFor(model, area));
+    }
+
+    [Theory]
+    [InlineData("basenet", "V4")]
+    [InlineData("rgc-shallow", "MT")]
+    [InlineData(null, "V4")]
+    public void Another_model_or_area_has_no_paper_layers(string? model, string area)
+    {
+        Assert.Null(Reference.NeuralMapping.LayersFor(model, area));
+    }
 }
