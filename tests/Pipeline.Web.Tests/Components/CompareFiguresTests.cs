@@ -64,7 +64,11 @@ public class CompareFiguresTests
             new() { Trial = trial, Status = status, Objective = objective, Parameters = parameters, Assignment = new JsonObject(), Stages = [$"trial-{trial}"] };
         var board = new Leaderboard
         {
-            Search = "search", Strategy = "tpe", Objective = new("train", "top1", "maximize"), Counts = new Dictionary<string, int>(), Searched = [],
+            Search = "search",
+            Strategy = "tpe",
+            Objective = new("train", "top1", "maximize"),
+            Counts = new Dictionary<string, int>(),
+            Searched = [],
             ParetoFront = [4, 1],
             Rows = [Row(1, "completed", 0.9, 5_000), Row(2, "completed", 0.5, 9_000), Row(3, "pruned", null, 4_000), Row(4, "completed", 0.6, 1_000)],
         };
