@@ -2,28 +2,17 @@ using Microsoft.Playwright;
 
 namespace Pipeline.E2E.Tests;
 
-/// <summary>
-/// Headless Debian Chromium driven by Playwright (its bundled node driver; nothing is downloaded, `playwright install`
-/// is never run). The flags keep Chromium off the network and out of the sandbox it cannot create as root.
-/// </summary>
+/// <summary>Headless Debian Chromium for one test class (<see cref="HeadlessChromium"/>).</summary>
 public sealed class Browser : IAsyncLifetime
 {
     private IPlaywright? _playwright;
 
     public IBrowser Chromium { get; private set; } = null!;
 
-    public static string ExecutablePath => Environment.GetEnvironmentVariable("PIPELINE_TEST_CHROMIUM") is { Length: > 0 } path ? path : "/usr/bin/chromium";
-
     public async Task InitializeAsync()
     {
-        if (!File.Exists(ExecutablePath)) throw new FileNotFoundException($"No Chromium at {ExecutablePath}: run the tests with ./scripts/test.sh (it installs Debian's chromium) or set PIPELINE_TEST_CHROMIUM.");
         _playwright = await Playwright.CreateAsync();
-        Chromium = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = ExecutablePath,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        Chromium = await HeadlessChromium.LaunchAsync(_playwright);
     }
 
     public async Task DisposeAsync()

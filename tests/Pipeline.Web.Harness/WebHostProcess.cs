@@ -5,18 +5,19 @@ using System.Net.Sockets;
 using System.Reflection;
 using Npgsql;
 
-namespace Pipeline.E2E.Tests;
+namespace Pipeline.Web.Harness;
 
 /// <summary>A token the host is started with (Pipeline:Web:Tokens:i).</summary>
 public sealed record TestToken(string Name, string Token, string Role);
 
 /// <summary>
 /// The real web host as a separate process — `dotnet Pipeline.Web.dll` from the Web project's own build output —
-/// on a free port, against the PostgreSQL and Azurite that ./scripts/test.sh started (a fresh database and blob
-/// container per host), with its data folder in a temporary directory. Why the Web project's bin rather than a copy
-/// in this project's output: there the host has its own deps.json, runtimeconfig.json and static web assets manifest
-/// (the dashboard's CSS and scripts), exactly as `dotnet run --project src/Web` serves them; a copy beside the test
-/// assembly would run with the test's dependency graph. PIPELINE_E2E_WEB_DLL overrides the path (a published host).
+/// on a free port, against the PostgreSQL and Azurite that ./scripts/test.sh (or bench/web.sh) started (a fresh
+/// database and blob container per host, the database dropped on dispose), with its data folder in a temporary
+/// directory. Why the Web project's bin rather than a copy in this project's output: there the host has its own
+/// deps.json, runtimeconfig.json and static web assets manifest (the dashboard's CSS and scripts), exactly as
+/// `dotnet run --project src/Web` serves them; a copy beside the caller's assembly would run with the caller's
+/// dependency graph. PIPELINE_E2E_WEB_DLL overrides the path (a published host).
 /// </summary>
 public sealed class WebHostProcess : IAsyncDisposable
 {
@@ -43,6 +44,9 @@ public sealed class WebHostProcess : IAsyncDisposable
 
     public string DataFolder { get; }
 
+    /// <summary>The host process's id (a benchmark reads its CPU time from /proc).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>Everything the host wrote to stdout and stderr so far.</summary>
     public string Log => string.Join('\n', _log);
 
@@ -52,19 +56,22 @@ public sealed class WebHostProcess : IAsyncDisposable
             : typeof(WebHostProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "PipelineWebDll").Value!;
 
     /// <param name="everyInterface">Listen on http://0.0.0.0:PORT (reachable from other machines, so the host requires sign-in) instead of 127.0.0.1.</param>
-    public static async Task<WebHostProcess> StartAsync(IReadOnlyList<TestToken> tokens, bool everyInterface = false, IDictionary<string, string>? settings = null)
+    /// <param name="settings">Environment variables set last (they override the defaults here, e.g. Pipeline__HeartbeatInterval).</param>
+    /// <param name="databasePrefix">What the fresh database's name starts with (the rest is a GUID).</param>
+    public static async Task<WebHostProcess> StartAsync(IReadOnlyList<TestToken> tokens, bool everyInterface = false, IDictionary<string, string>? settings = null,
+        string databasePrefix = "e2e")
     {
         if (!File.Exists(WebDll)) throw new FileNotFoundException($"The web host is not built at {WebDll}: run `dotnet build Pipeline.sln` (or set PIPELINE_E2E_WEB_DLL).");
         var server = Require("PIPELINE_TEST_POSTGRES", "PostgreSQL");
         var blobs = Require("PIPELINE_TEST_BLOBS", "Azurite (blob service)");
-        var database = $"e2e_{Guid.NewGuid():N}";
+        var database = $"{databasePrefix}_{Guid.NewGuid():N}";
         await using (var admin = new NpgsqlConnection(server))
         {
             await admin.OpenAsync();
             await using var create = new NpgsqlCommand($"CREATE DATABASE {database}", admin);
             await create.ExecuteNonQueryAsync();
         }
-        var folder = Directory.CreateTempSubdirectory("pipeline-e2e-").FullName;
+        var folder = Directory.CreateTempSubdirectory($"pipeline-{databasePrefix}-").FullName;
         var port = FreePort();
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[] { WebDll, "--urls", $"http://{(everyInterface ? "0.0.0.0" : "127.0.0.1")}:{port}" }) psi.ArgumentList.Add(arg);
