@@ -28,15 +28,21 @@ public sealed class StartupRefusalTests : IDisposable
         return Process.Start(psi)!;
     }
 
-    [Fact]
-    public async Task Bound_to_every_interface_without_a_token_the_host_exits_2_naming_the_setting_without_a_stack_trace()
+    /// <summary>Everything the host wrote (stderr, then stdout) once it has exited; at most a minute.</summary>
+    private static async Task<string> OutputUntilExitAsync(Process process)
     {
-        using var process = Start("http://0.0.0.0:0");
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await process.WaitForExitAsync(timeout.Token);
-        var output = await stderr + await stdout;
+        return await stderr + await stdout;
+    }
+
+    [Fact]
+    public async Task Bound_to_every_interface_without_a_token_the_host_exits_2_naming_the_setting_without_a_stack_trace()
+    {
+        using var process = Start("http://0.0.0.0:0");
+        var output = await OutputUntilExitAsync(process);
 
         Assert.Equal(2, process.ExitCode);
         Assert.Contains("Refusing to start: the web host would listen on http://0.0.0.0:0, which other machines can reach", output, StringComparison.Ordinal);
@@ -56,11 +62,7 @@ public sealed class StartupRefusalTests : IDisposable
             ["Pipeline__Web__Tokens__0__Token"] = Short,
             ["Pipeline__Web__Tokens__0__Role"] = "admin",
         });
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        var output = await stderr + await stdout;
+        var output = await OutputUntilExitAsync(process);
 
         Assert.Equal(2, process.ExitCode);
         Assert.Contains("Pipeline:Web:Tokens:0:Token must be at least 32 characters", output, StringComparison.Ordinal);
