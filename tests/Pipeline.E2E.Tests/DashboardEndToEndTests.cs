@@ -11,71 +11,7 @@ namespace Pipeline.E2E.Tests;
 /// </summary>
 public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITestOutputHelper output) : IClassFixture<OpenHostFixture>
 {
-    private static readonly TimeSpan SmokeTimeout = TimeSpan.FromMinutes(12);
-
     private Task Run(string test, Func<IBrowserContext, IPage, Task> body) => EndToEnd.RunAsync(fixture.Browser, fixture.Host, output, test, body);
-
-    [Fact]
-    public Task The_smoke_preset_launched_from_the_launch_page_turns_every_stage_green_while_its_chart_gains_points() =>
-        Run(nameof(The_smoke_preset_launched_from_the_launch_page_turns_every_stage_green_while_its_chart_gains_points), async (_, page) =>
-        {
-            await SignInAsync(page, OpenHostFixture.Operator, "/launch");
-            await Assertions.Expect(page.GetByTestId("preset-description")).ToContainTextAsync("synthetic shards");
-
-            await page.GetByTestId("preview-button").ClickAsync();
-            var planned = page.GetByTestId("preview-stage");
-            await Assertions.Expect(planned.First).ToBeVisibleAsync();
-            var stages = await planned.EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.stage)");
-            Assert.Contains("basenet", stages);
-            Assert.Contains("rgc", stages);
-
-            await page.GetByTestId("launch-button").ClickAsync();
-            await page.WaitForURLAsync(RunUrl());
-            var run = RunUrl().Match(page.Url).Groups["id"].Value;
-            await Interactive(page);
-            await Assertions.Expect(page.GetByTestId("stage-node")).ToHaveCountAsync(stages.Length);
-
-            // The rgc stage trains for about a minute and reports every 2 s: its loss chart must grow on this page,
-            // pushed through the circuit, without a reload.
-            var rgc = page.Locator("[data-testid=stage-node][data-stage=rgc]");
-            await Assertions.Expect(rgc).ToHaveAttributeAsync("data-status", "running", new() { Timeout = 300_000 });
-            await rgc.ClickAsync();
-            var chart = page.Locator("[data-testid=stage-panel][data-stage=rgc] [data-testid=metric-chart]").First;
-            // The first points arrive after the first batches (metrics every 2 s).
-            await Assertions.Expect(chart).ToBeVisibleAsync(new() { Timeout = 120_000 });
-            var first = await PointsAsync(chart);
-            var grew = await UntilAsync(async () => await PointsAsync(chart) > first, TimeSpan.FromMinutes(3));
-            Assert.True(grew, $"the rgc chart stayed at {first} points while the stage ran");
-            await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc] [data-testid=log-line]").First).ToBeVisibleAsync();
-
-            foreach (var stage in stages)
-            {
-                await Assertions.Expect(page.Locator($"[data-testid=stage-node][data-stage={stage}]"))
-                    .ToHaveAttributeAsync("data-status", Done(), new() { Timeout = (float)SmokeTimeout.TotalMilliseconds });
-            }
-            await page.Locator("[data-testid=stage-node][data-stage=rgc-neural]").ClickAsync();
-            await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc-neural] [data-testid=stage-image]").First).ToBeVisibleAsync();
-            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "run-page.png"), FullPage = true });
-
-            // Compare: the run's models beside the paper's, its sweep over time, and its neural fit's layer × area map,
-            // whose best layers (conv3 for V4, conv5 for IT: the virtual monkey's generating layers) match the paper's shallow mapping.
-            await page.GotoAsync($"/compare?runs={run}");
-            await Interactive(page);
-            foreach (var figure in new[] { "accuracy-vs-parameters", "accuracy-over-time", "accuracy-vs-unroll", "predictivity-over-time", $"layer-area-{run}-rgc-neural" })
-            {
-                var compared = page.Locator($"[data-testid=compare-figure][data-figure={figure}]");
-                await Assertions.Expect(compared).ToBeVisibleAsync();
-                Assert.True(await PointsAsync(compared) >= 2, $"{figure} has fewer than 2 points");
-                await Assertions.Expect(compared.Locator(".main-svg").First).ToBeVisibleAsync();
-            }
-            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-layer", "conv3");
-            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-as-in-paper", "true");
-            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=IT]")).ToHaveAttributeAsync("data-layer", "conv5");
-            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "compare-page.png"), FullPage = true });
-
-            await page.GotoAsync("/runs");
-            await Assertions.Expect(page.Locator($"[data-testid=run-row][data-run-id='{run}']")).ToBeVisibleAsync();
-        });
 
     [Fact]
     public Task A_downloaded_artifact_has_the_sha256_the_run_page_shows() =>
@@ -153,7 +89,7 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
             await Assertions.Expect(page.GetByTestId("stage-node")).ToHaveCountAsync(4);
         });
 
-    private static async Task SignInAsync(IPage page, TestToken who, string returnUrl)
+    internal static async Task SignInAsync(IPage page, TestToken who, string returnUrl)
     {
         await page.GotoAsync($"/signin?returnUrl={Uri.EscapeDataString(returnUrl)}");
         await EndToEnd.SignInAsync(page, who.Token);
@@ -162,13 +98,13 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
     }
 
     /// <summary>Pages are prerendered; a click before the circuit takes over is lost, so wait for it (MainLayout's marker).</summary>
-    private static Task Interactive(IPage page) =>
+    internal static Task Interactive(IPage page) =>
         Assertions.Expect(page.Locator("[data-testid=nav][data-interactive=true]")).ToHaveCountAsync(1);
 
     private static ILocator Field(IPage page, string testId) =>
         page.Locator($"[data-testid={testId}] input, [data-testid={testId}] textarea, input[data-testid={testId}], textarea[data-testid={testId}]").First;
 
-    private static async Task<int> PointsAsync(ILocator chart) => int.Parse(await chart.GetAttributeAsync("data-points") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+    internal static async Task<int> PointsAsync(ILocator chart) => int.Parse(await chart.GetAttributeAsync("data-points") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Launches a preset through the API with the page's session (the same cookie) and waits until it succeeded.</summary>
     private static async Task<long> LaunchAndWaitAsync(IBrowserContext context, string preset)
@@ -187,7 +123,7 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
         return id;
     }
 
-    private static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    internal static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
@@ -200,8 +136,94 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
 
     /// <summary>A stage that ended well: ran, or reused an earlier run's outputs.</summary>
     [GeneratedRegex("^(succeeded|cached)$")]
-    private static partial Regex Done();
+    internal static partial Regex Done();
 
     [GeneratedRegex(@"/runs/(?<id>\d+)$")]
-    private static partial Regex RunUrl();
+    internal static partial Regex RunUrl();
+}
+
+/// <summary>
+/// The smoke preset end to end in the browser, on a host of its own: its training keeps that host's worker busy for
+/// minutes, and the other dashboard tests (in their own class, run in parallel) must not queue behind it.
+/// </summary>
+public sealed class SmokeEndToEndTests(OpenHostFixture fixture, ITestOutputHelper output) : IClassFixture<OpenHostFixture>
+{
+    // Generous: on 2 cores shared with the other test assemblies the smoke takes 4-10 minutes.
+    private static readonly TimeSpan SmokeTimeout = TimeSpan.FromMinutes(20);
+
+    private Task Run(string test, Func<IBrowserContext, IPage, Task> body) => EndToEnd.RunAsync(fixture.Browser, fixture.Host, output, test, body);
+
+    [Fact]
+    public Task The_smoke_preset_launched_from_the_launch_page_turns_every_stage_green_while_its_chart_gains_points() =>
+        Run(nameof(The_smoke_preset_launched_from_the_launch_page_turns_every_stage_green_while_its_chart_gains_points), async (_, page) =>
+        {
+            await SignInAsync(page, OpenHostFixture.Operator, "/launch");
+            await Assertions.Expect(page.GetByTestId("preset-description")).ToContainTextAsync("synthetic shards");
+
+            await page.GetByTestId("preview-button").ClickAsync();
+            var planned = page.GetByTestId("preview-stage");
+            await Assertions.Expect(planned.First).ToBeVisibleAsync();
+            var stages = await planned.EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.stage)");
+            Assert.Contains("basenet", stages);
+            Assert.Contains("rgc", stages);
+
+            await page.GetByTestId("launch-button").ClickAsync();
+            await page.WaitForURLAsync(RunUrl());
+            var run = RunUrl().Match(page.Url).Groups["id"].Value;
+            await Interactive(page);
+            await Assertions.Expect(page.GetByTestId("stage-node")).ToHaveCountAsync(stages.Length);
+
+            // The rgc stage trains for about a minute and reports every 2 s: its loss chart must grow on this page,
+            // pushed through the circuit, without a reload.
+            var rgc = page.Locator("[data-testid=stage-node][data-stage=rgc]");
+            await Assertions.Expect(rgc).ToHaveAttributeAsync("data-status", "running", new() { Timeout = (float)SmokeTimeout.TotalMilliseconds });
+            await rgc.ClickAsync();
+            var chart = page.Locator("[data-testid=stage-panel][data-stage=rgc] [data-testid=metric-chart]").First;
+            // The first points arrive after the first batches (metrics every 2 s).
+            await Assertions.Expect(chart).ToBeVisibleAsync(new() { Timeout = 120_000 });
+            var first = await PointsAsync(chart);
+            var grew = await UntilAsync(async () => await PointsAsync(chart) > first, TimeSpan.FromMinutes(3));
+            Assert.True(grew, $"the rgc chart stayed at {first} points while the stage ran");
+            await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc] [data-testid=log-line]").First).ToBeVisibleAsync();
+
+            foreach (var stage in stages)
+            {
+                await Assertions.Expect(page.Locator($"[data-testid=stage-node][data-stage={stage}]"))
+                    .ToHaveAttributeAsync("data-status", Done(), new() { Timeout = (float)SmokeTimeout.TotalMilliseconds });
+            }
+            await page.Locator("[data-testid=stage-node][data-stage=rgc-neural]").ClickAsync();
+            await Assertions.Expect(page.Locator("[data-testid=stage-panel][data-stage=rgc-neural] [data-testid=stage-image]").First).ToBeVisibleAsync();
+            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "run-page.png"), FullPage = true });
+
+            // Compare: the run's models beside the paper's, its sweep over time, and its neural fit's layer × area map,
+            // whose best layers (conv3 for V4, conv5 for IT: the virtual monkey's generating layers) match the paper's shallow mapping.
+            await page.GotoAsync($"/compare?runs={run}");
+            await Interactive(page);
+            foreach (var figure in new[] { "accuracy-vs-parameters", "accuracy-over-time", "accuracy-vs-unroll", "predictivity-over-time", $"layer-area-{run}-rgc-neural" })
+            {
+                var compared = page.Locator($"[data-testid=compare-figure][data-figure={figure}]");
+                await Assertions.Expect(compared).ToBeVisibleAsync();
+                Assert.True(await PointsAsync(compared) >= 2, $"{figure} has fewer than 2 points");
+                await Assertions.Expect(compared.Locator(".main-svg").First).ToBeVisibleAsync();
+            }
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-layer", "conv3");
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=V4]")).ToHaveAttributeAsync("data-as-in-paper", "true");
+            await Assertions.Expect(page.Locator("[data-testid=best-layer-row][data-area=IT]")).ToHaveAttributeAsync("data-layer", "conv5");
+            await page.ScreenshotAsync(new() { Path = Path.Combine(EndToEnd.ScreenshotFolder, "compare-page.png"), FullPage = true });
+
+            await page.GotoAsync("/runs");
+            await Assertions.Expect(page.Locator($"[data-testid=run-row][data-run-id='{run}']")).ToBeVisibleAsync();
+        });
+
+    private static Task SignInAsync(IPage page, TestToken who, string returnUrl) => DashboardEndToEndTests.SignInAsync(page, who, returnUrl);
+
+    private static Task Interactive(IPage page) => DashboardEndToEndTests.Interactive(page);
+
+    private static Task<int> PointsAsync(ILocator chart) => DashboardEndToEndTests.PointsAsync(chart);
+
+    private static Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout) => DashboardEndToEndTests.UntilAsync(condition, timeout);
+
+    private static Regex Done() => DashboardEndToEndTests.Done();
+
+    private static Regex RunUrl() => DashboardEndToEndTests.RunUrl();
 }
