@@ -140,13 +140,15 @@ public class SearchRunTests
         var client = await env.StartHostAsync(worker: false);
         var a = env.StartWorker("worker-a", workers: 2);
         env.StartWorker("worker-b", workers: 2);
-        var spec = Spec(Probe("{ \"seconds\": 1.5 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
+        // Trials of 3 s, and the kill lands in the first half of one on worker-a: a shorter trial could end between the
+        // poll that saw it running and the kill (seen on a loaded CI machine), and then nothing is lost to recover.
+        var spec = Spec(Probe("{ \"seconds\": 3 }", """{ "objective": { "kind": "uniform", "low": 0, "high": 1 } }""",
             """, "strategy": "tpe", "seed": 5, "budget": 8, "parallel": 4"""), after: "leaderboard");
 
         var runId = await PipelineTestEnvironment.LaunchAsync(client, spec);
         await PipelineTestEnvironment.WaitUntilAsync(client, runId,
             r => r.Stages.Count(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Succeeded) >= 2 &&
-                 r.Stages.Any(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Running && s.Worker == "worker-a"),
+                 r.Stages.Any(s => s.Name.StartsWith("search-t", StringComparison.Ordinal) && s.Status == StageStatus.Running && s.Worker == "worker-a" && s.Progress < 0.5),
             Timeout, "have finished two trials with one running on worker-a");
         a.Kill();
         var run = await PipelineTestEnvironment.WaitForRunAsync(client, runId, Timeout);
