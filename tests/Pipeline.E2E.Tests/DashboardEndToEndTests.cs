@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
-using System.Text.RegularExpressions;
 using Microsoft.Playwright;
+
+using static Pipeline.E2E.Tests.DashboardPages;
 
 namespace Pipeline.E2E.Tests;
 
@@ -9,7 +10,7 @@ namespace Pipeline.E2E.Tests;
 /// interface, so signed in as the operator or viewer of <see cref="OpenHostFixture"/>), with PostgreSQL, Azurite and
 /// the host's embedded worker running the stages.
 /// </summary>
-public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITestOutputHelper output) : IClassFixture<OpenHostFixture>
+public sealed class DashboardEndToEndTests(OpenHostFixture fixture, ITestOutputHelper output) : IClassFixture<OpenHostFixture>
 {
     private Task Run(string test, Func<IBrowserContext, IPage, Task> body) => EndToEnd.RunAsync(fixture.Browser, fixture.Host, output, test, body);
 
@@ -89,57 +90,6 @@ public sealed partial class DashboardEndToEndTests(OpenHostFixture fixture, ITes
             await Assertions.Expect(page.GetByTestId("stage-node")).ToHaveCountAsync(4);
         });
 
-    internal static async Task SignInAsync(IPage page, TestToken who, string returnUrl)
-    {
-        await page.GotoAsync($"/signin?returnUrl={Uri.EscapeDataString(returnUrl)}");
-        await EndToEnd.SignInAsync(page, who.Token);
-        await page.WaitForURLAsync("**" + returnUrl);
-        await Interactive(page);
-    }
-
-    /// <summary>Pages are prerendered; a click before the circuit takes over is lost, so wait for it (MainLayout's marker).</summary>
-    internal static Task Interactive(IPage page) =>
-        Assertions.Expect(page.Locator("[data-testid=nav][data-interactive=true]")).ToHaveCountAsync(1);
-
-    private static ILocator Field(IPage page, string testId) =>
-        page.Locator($"[data-testid={testId}] input, [data-testid={testId}] textarea, input[data-testid={testId}], textarea[data-testid={testId}]").First;
-
-    internal static async Task<int> PointsAsync(ILocator chart) => int.Parse(await chart.GetAttributeAsync("data-points") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>Launches a preset through the API with the page's session (the same cookie) and waits until it succeeded.</summary>
-    private static async Task<long> LaunchAndWaitAsync(IBrowserContext context, string preset)
-    {
-        var created = await context.APIRequest.PostAsync("/api/runs", new() { DataObject = new { preset } });
-        Assert.Equal(201, created.Status);
-        var id = (await created.JsonAsync())!.Value.GetProperty("id").GetInt64();
-        string? status = null;
-        var done = await UntilAsync(async () =>
-        {
-            var run = await (await context.APIRequest.GetAsync($"/api/runs/{id}")).JsonAsync();
-            status = run!.Value.GetProperty("status").GetString();
-            return status is "succeeded" or "failed" or "cancelled";
-        }, TimeSpan.FromMinutes(2));
-        Assert.True(done && status == "succeeded", $"run {id} ({preset}) ended {status ?? "nowhere"}");
-        return id;
-    }
-
-    internal static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition()) return true;
-            await Task.Delay(500);
-        }
-        return await condition();
-    }
-
-    /// <summary>A stage that ended well: ran, or reused an earlier run's outputs.</summary>
-    [GeneratedRegex("^(succeeded|cached)$")]
-    internal static partial Regex Done();
-
-    [GeneratedRegex(@"/runs/(?<id>\d+)$")]
-    internal static partial Regex RunUrl();
 }
 
 /// <summary>
@@ -214,16 +164,4 @@ public sealed class SmokeEndToEndTests(OpenHostFixture fixture, ITestOutputHelpe
             await page.GotoAsync("/runs");
             await Assertions.Expect(page.Locator($"[data-testid=run-row][data-run-id='{run}']")).ToBeVisibleAsync();
         });
-
-    private static Task SignInAsync(IPage page, TestToken who, string returnUrl) => DashboardEndToEndTests.SignInAsync(page, who, returnUrl);
-
-    private static Task Interactive(IPage page) => DashboardEndToEndTests.Interactive(page);
-
-    private static Task<int> PointsAsync(ILocator chart) => DashboardEndToEndTests.PointsAsync(chart);
-
-    private static Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout) => DashboardEndToEndTests.UntilAsync(condition, timeout);
-
-    private static Regex Done() => DashboardEndToEndTests.Done();
-
-    private static Regex RunUrl() => DashboardEndToEndTests.RunUrl();
 }

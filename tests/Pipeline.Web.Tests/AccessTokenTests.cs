@@ -17,7 +17,7 @@ public sealed class AccessTokenTests : IClassFixture<AccessTokenTests.Factory>
     {
         // A plain client on the real port: the factory's Kestrel client follows redirects and keeps cookies whatever its options say.
         factory.StartServer();
-        _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = factory.ClientOptions.BaseAddress };
+        _http = factory.RawClient();
     }
 
     public sealed class Factory : WebFactory

@@ -22,7 +22,7 @@ public sealed class ArtifactPathTests : IClassFixture<ArtifactPathTests.Factory>
     {
         _factory = factory;
         factory.StartServer();
-        _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = factory.ClientOptions.BaseAddress };
+        _http = factory.RawClient();
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", RolesTests.ViewerToken);
     }
 

@@ -23,7 +23,7 @@ public sealed class EntraIdTests : IClassFixture<EntraIdTests.Factory>
     {
         _factory = factory;
         factory.StartServer();
-        _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = factory.ClientOptions.BaseAddress };
+        _http = factory.RawClient();
     }
 
     public sealed class Factory : WebFactory

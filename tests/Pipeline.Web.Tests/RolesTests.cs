@@ -21,7 +21,7 @@ public sealed class RolesTests : IClassFixture<RolesTests.Factory>
     public RolesTests(Factory factory)
     {
         factory.StartServer();
-        _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = factory.ClientOptions.BaseAddress };
+        _http = factory.RawClient();
     }
 
     public sealed class Factory : WebFactory

@@ -22,6 +22,10 @@ public class WebFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in Settings()) builder.UseSetting(key, value);
     }
 
+    /// <summary>A client of the started server (<c>StartServer</c>) that shows redirects and sends no cookies unless a test sets them, as a script would.</summary>
+    public HttpClient RawClient() =>
+        new(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = ClientOptions.BaseAddress };
+
     /// <summary>
     /// Reads a run until it has ended. Three minutes: CI runs the Jobs tests' training beside these, and a loaded
     /// machine once took more than 30 s for the probe DAG.
